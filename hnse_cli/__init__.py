@@ -1,0 +1,1 @@
+"""Command-line subcommands of main.py: each module has add_arguments(parser) and run(args)."""

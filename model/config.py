@@ -1,0 +1,269 @@
+"""Configuration as frozen dataclasses, YAML load/save, and the derived sizes.
+
+Three parts, passed explicitly wherever they are needed (no global singleton):
+
+* :class:`NetworkConfig` builds :class:`model.network.HNSENet`;
+* :class:`TrainConfig` drives :mod:`model.train` (Sec. 4.1 of the paper);
+* :class:`TrackConfig` drives :class:`model.tracker.Tracker` (Sec. 3.5).
+
+Sizes that follow from others (score-map size, the crop <-> score-map offset)
+are computed once, by :func:`derive_sizes`, and never typed in anywhere else.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from model.errors import InputError
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    """The network of Sec. 3.1-3.3.
+
+    ``backbone`` is ``"resnet50"`` (the paper's) or ``"efficientnet_lite0"`` (the CPU
+    model that ships). ``separable_towers`` replaces each 3x3 tower convolution of
+    the FCOS heads (Fig. 3) by a depth-wise 3x3 followed by a point-wise 1x1: the
+    same receptive field at a fraction of the cost, which is what lets the CPU
+    model run in real time. ``he_head`` adds the hard-negative-emphasis branch.
+    """
+
+    backbone: str = "efficientnet_lite0"
+    pretrained: bool = True
+    backbone_weights: str | None = None
+    neck_channels: int = 64
+    head_channels: int = 64
+    tower_convs: int = 4
+    separable_towers: bool = True
+    exemplar_size: int = 127
+    instance_size: int = 255
+    stride: int = 8
+    template_feature_crop: int = 7
+    score_prior: float = 0.01
+    he_head: bool = True
+    embed_channels: int = 128
+    roi_size: int = 5
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Training schedule and loss weights (Sec. 3.4, 4.1; Eq. 8).
+
+    The paper's values are the defaults; ``lambda_contra = 0`` gives the model
+    "without HE". ``num_rois`` is k positives + k hard negatives + the ground truth.
+    """
+
+    epochs: int = 20
+    steps_per_epoch: int = 600
+    batch_size: int = 28
+    base_lr: float = 5e-3
+    final_lr: float = 5e-4
+    warmup_lr: float = 1e-3
+    warmup_epochs: int = 5
+    unfreeze_epoch: int = 10
+    backbone_lr_scale: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    grad_clip: float = 10.0
+    lambda_score: float = 1.0
+    lambda_centerness: float = 1.0
+    lambda_reg: float = 1.0
+    lambda_contra: float = 0.1
+    focal_alpha: float = 0.25
+    focal_gamma: float = 2.0
+    contrastive_margin: float = 2.0
+    num_rois: int = 11
+    nms_threshold: float = 0.7
+    iou_high: float = 0.8
+    iou_low: float = 0.3
+    candidate_pre_nms: int = 64
+    seed: int = 1
+    num_workers: int = 1
+    video_frame_range: int = 100
+    translation: float = 64.0
+    scale_jitter: float = 0.18
+    color_jitter: float = 0.2
+    blur_prob: float = 0.1
+    gray_prob: float = 0.05
+    context_amount: float = 0.5
+    log_every: int = 20
+    checkpoint_minutes: float = 5.0
+    datasets: tuple[dict, ...] = ()
+
+
+@dataclass(frozen=True)
+class TrackConfig:
+    """Online tracking hyper-parameters (Sec. 3.5, Eq. 10-11).
+
+    Tuned on the development sequences only; the chosen values travel inside the
+    weights file. ``hardneg_iou`` is T_l, ``positive_iou`` is T_h.
+    """
+
+    penalty_k: float = 0.04
+    window_influence: float = 0.42
+    size_lr: float = 0.33
+    context_amount: float = 0.5
+    top_k: int = 8
+    nms_threshold: float = 0.7
+    hardneg_iou: float = 0.3
+    positive_iou: float = 0.8
+    min_size: float = 4.0
+
+
+@dataclass(frozen=True)
+class Config:
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    track: TrackConfig = field(default_factory=TrackConfig)
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """Sizes derived from a :class:`NetworkConfig` (see :func:`derive_sizes`)."""
+
+    template_feature: int
+    search_feature: int
+    crop_start: int
+    score_size: int
+    offset: float
+    stride: int
+
+
+def derive_sizes(net: NetworkConfig) -> Sizes:
+    """Score-map size and the crop <-> score-map mapping, from the network's geometry.
+
+    The backbone's stride-2 layers are "same"-padded, so an input of ``n`` pixels gives
+    ``ceil(n / stride)`` cells, cell ``j`` centred on pixel ``stride * j``. The template
+    features are centre-cropped to ``template_feature_crop`` cells starting at
+    ``crop_start``; the depth-wise cross-correlation is a valid convolution and the
+    head's 3x3 towers are padded, so the score map has
+    ``search_feature - template_feature_crop + 1`` cells.
+
+    Eq. 2 of the paper maps score cell x to ``floor(s/2) + s*x`` in the instance; with
+    the valid correlation the map starts further in, and a target centred in the
+    exemplar matches score cell x when it sits at ``offset + s*x`` with
+    ``offset = (exemplar_size - 1)/2 - stride * crop_start``.
+    """
+    if net.exemplar_size <= 0 or net.instance_size <= net.exemplar_size or net.stride <= 0:
+        raise InputError(
+            f"network sizes must satisfy 0 < exemplar_size < instance_size and stride > 0, got "
+            f"{net.exemplar_size}, {net.instance_size}, {net.stride}"
+        )
+    template_feature = math.ceil(net.exemplar_size / net.stride)
+    search_feature = math.ceil(net.instance_size / net.stride)
+    crop = net.template_feature_crop
+    if not 0 < crop <= template_feature:
+        raise InputError(f"template_feature_crop {crop} must lie in 1..{template_feature}")
+    crop_start = (template_feature - crop) // 2
+    score_size = search_feature - crop + 1
+    offset = (net.exemplar_size - 1) / 2 - net.stride * crop_start
+    return Sizes(template_feature, search_feature, crop_start, score_size, offset, net.stride)
+
+
+# --- YAML ---------------------------------------------------------------------------
+
+
+def _check_value(value, annotation, where: str):
+    """Return ``value`` converted to ``annotation`` or raise InputError naming ``where``."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _check_value(value, arg, where)
+            except InputError:
+                pass
+        raise InputError(f"{where}: expected {annotation}, got {value!r}")
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise InputError(f"{where}: expected a list, got {value!r}")
+        return tuple(_check_value(v, args[0], f"{where}[{i}]") for i, v in enumerate(value))
+    if annotation is dict:
+        if not isinstance(value, dict):
+            raise InputError(f"{where}: expected a mapping, got {value!r}")
+        return dict(value)
+    if annotation is bool:
+        if not isinstance(value, bool):
+            raise InputError(f"{where}: expected true/false, got {value!r}")
+        return value
+    if annotation is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise InputError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if annotation is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise InputError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if annotation is str:
+        if not isinstance(value, str):
+            raise InputError(f"{where}: expected a string, got {value!r}")
+        return value
+    raise InputError(f"{where}: unsupported type {annotation}")
+
+
+def _from_dict(cls, data, where: str):
+    if not isinstance(data, dict):
+        raise InputError(f"{where}: expected a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise InputError(f"{where}: unknown key(s) {', '.join(map(str, unknown))}")
+    kwargs = {}
+    for name, value in data.items():
+        annotation = hints[name]
+        if dataclasses.is_dataclass(annotation):
+            kwargs[name] = _from_dict(annotation, value, f"{where}.{name}")
+        else:
+            kwargs[name] = _check_value(value, annotation, f"{where}.{name}")
+    return cls(**kwargs)
+
+
+def config_from_dict(data: dict, source: str = "config") -> Config:
+    """Build a :class:`Config` from nested plain data, rejecting unknown keys and wrong types."""
+    config = _from_dict(Config, data or {}, source)
+    derive_sizes(config.network)
+    return config
+
+
+def config_to_dict(config: Config) -> dict:
+    """Nested plain data (lists for tuples) that :func:`config_from_dict` reads back."""
+
+    def plain(value):
+        if isinstance(value, tuple):
+            return [plain(v) for v in value]
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        return value
+
+    return plain(dataclasses.asdict(config))
+
+
+def load_config(path: str | Path) -> Config:
+    """Read a YAML config; every error names the file."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise InputError(f"{path}: cannot read config ({error.strerror or error})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        line = f" line {mark.line + 1}" if mark is not None else ""
+        raise InputError(f"{path}:{line} not valid YAML") from None
+    return config_from_dict(data if data is not None else {}, str(path))
+
+
+def save_config(config: Config, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False))
