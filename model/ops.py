@@ -116,9 +116,9 @@ def _bilinear_matrix(
     used = (sample_index[None, None, :] < grid[:, None, None]) & (coord >= -1.0) & (coord <= length)
     coord = coord.clamp(min=0)
     low = coord.floor().clamp(max=length - 1)
-    at_edge = low >= length - 1
-    coord = torch.where(at_edge, low, coord)
-    high = torch.where(at_edge, low, low + 1)
+    # Past the last pixel both corners are that pixel, so the split of the weight
+    # between them does not matter (the kernel also moves the sample onto it).
+    high = (low + 1).clamp(max=length - 1)
     frac_high = coord - low
     weight = used.to(dtype) / grid_float[:, None, None]
     matrix = torch.zeros(start.shape[0], bins, length, device=start.device, dtype=dtype)
@@ -188,10 +188,7 @@ def roi_align_torch(
         # One host sync: the number of sample slots is a shape.
         max_grid_h = max(int(grid_h.max()), 1) if len(rois) else 1
         max_grid_w = max(int(grid_w.max()), 1) if len(rois) else 1
-    # A RoI with no samples along one axis pools to zero whatever the other axis says.
-    empty = (grid_h <= 0) | (grid_w <= 0)
-    grid_h = grid_h.masked_fill(empty, 0)
-    grid_w = grid_w.masked_fill(empty, 0)
+    # A RoI without samples along an axis gets a zero matrix there, so it pools to zero.
     rows = _bilinear_matrix(start_y, bin_h, grid_h, max_grid_h, out_h, height)
     cols = _bilinear_matrix(start_x, bin_w, grid_w, max_grid_w, out_w, width)
     roi_features = features[rois[:, 0].long()]

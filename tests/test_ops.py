@@ -85,6 +85,8 @@ def random_rois(generator, count, batches, height, width, scale):
     centre = torch.rand(count, 2, generator=generator) * torch.tensor([width + 4.0, height + 4.0]) - 2
     size = torch.rand(count, 2, generator=generator) ** 2 * torch.tensor([width, height]) * 1.5
     size[: count // 4] *= 0.05  # tiny RoIs, below one pixel
+    size[-2, 0] = 0.0  # zero width, positive height
+    size[-1] *= -1  # inverted corners
     boxes = torch.cat([centre - size / 2, centre + size / 2], dim=1) / scale
     batch = torch.randint(batches, (count, 1), generator=generator).float()
     return torch.cat([batch, boxes], dim=1)
@@ -161,6 +163,12 @@ def test_zero_size_roi_aligned_adaptive_pools_to_zero():
     assert out.item() == 0.0
 
 
+def test_roi_without_samples_along_one_axis_pools_to_zero():
+    # Aligned, adaptive: zero width gives ceil(0 / 2) = 0 samples along x.
+    out = pool(ramp() + 1, [0, 2, 0, 2, 4], 2, sampling_ratio=0, aligned=True)
+    assert torch.equal(out, torch.zeros(1, 1, 2, 2))
+
+
 def test_rois_pick_their_own_batch_image():
     features = torch.stack([torch.full((2, 5, 5), 1.0), torch.full((2, 5, 5), 3.0)])
     rois = torch.tensor([[1, 0, 0, 5, 5], [0, 1, 1, 4, 4], [1, 2, 2, 3, 3]], dtype=torch.float32)
@@ -232,6 +240,14 @@ def test_gradient_reaches_only_sampled_pixels():
     assert features.grad.sum().item() == pytest.approx(4.0)
 
 
+def test_no_gradient_reaches_rois():
+    # torchvision's backward returns no gradient for the boxes; neither do we.
+    features = torch.randn(1, 1, 6, 6, requires_grad=True)
+    rois = torch.tensor([[0, 1.3, 1.1, 3.7, 4.2]], requires_grad=True)
+    roi_align_torch(features, rois, 2).sum().backward()
+    assert rois.grad is None and features.grad is not None
+
+
 # ---------------------------------------------------------------- box_iou and nms
 
 
@@ -261,6 +277,12 @@ def test_nms_by_hand(threshold, kept):
     result = nms_torch(NMS_BOXES, NMS_SCORES, threshold)
     assert result.dtype == torch.long
     assert result.tolist() == kept
+
+
+def test_nms_equal_scores_visit_lower_index_first():
+    boxes = torch.tensor([[0.0, 0, 10, 10], [1, 0, 11, 10], [0, 1, 10, 11]])
+    assert nms_torch(boxes, torch.ones(3), 0.5).tolist() == [0]
+    assert nms_torch(boxes.flip(0), torch.ones(3), 0.5).tolist() == [0]
 
 
 def test_nms_empty_input():
