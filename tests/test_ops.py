@@ -335,3 +335,15 @@ def test_torch_matches_torchvision(aligned, sampling_ratio):
     boxes = rois[:, 1:]
     scores = torch.rand(30, generator=generator)
     assert torch.equal(nms_torch(boxes, scores, 0.5), ops.nms(boxes, scores, 0.5))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_runs_on_the_features_device():
+    generator = torch.Generator().manual_seed(2)
+    features = torch.randn(2, 3, 7, 9, generator=generator)
+    rois = random_rois(generator, 12, batches=2, height=7, width=9, scale=1.0)
+    on_device = roi_align_torch(features.cuda(), rois.cuda(), 3, 1.0, 0, True)
+    assert on_device.device.type == "cuda"
+    torch.testing.assert_close(on_device.cpu(), roi_align_torch(features, rois, 3, 1.0, 0, True))
+    kept = nms_torch(NMS_BOXES.cuda(), NMS_SCORES.cuda(), 0.7)
+    assert kept.device.type == "cuda" and kept.tolist() == [3, 0, 2]
