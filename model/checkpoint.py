@@ -1,0 +1,100 @@
+"""Weights files: the network's weights *with* the config that built them.
+
+A file is data, never code: it is read with ``torch.load(weights_only=True)``, which
+refuses pickled objects (a file that tries to run code when unpickled is rejected). The
+config travels as plain nested dicts, so the tracking hyper-parameters tuned on the
+development sequences go wherever the weights go.
+
+Layout: ``{"format": "hnse-weights", "version": 1, "config": {...}, "state_dict": {...},
+"meta": {...}}``; training checkpoints add ``optimizer``, ``step`` and ``epoch``.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+from model.config import Config, config_from_dict, config_to_dict
+from model.errors import InputError
+
+FORMAT, VERSION = "hnse-weights", 1
+
+
+def save_checkpoint(path: str | Path, net: torch.nn.Module, config: Config, meta: dict | None = None,
+                    **training_state) -> None:
+    """Write atomically (temporary file, fsync, rename) so a crash never leaves half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"format": FORMAT, "version": VERSION, "config": config_to_dict(config),
+               "state_dict": net.state_dict(), "meta": meta or {}, **training_state}
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(payload, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """The raw payload, validated: one-line :class:`InputError` naming the file otherwise."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: weights file not found")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # truncated, foreign, or a pickle that wants to run code
+        reason = "it holds code or objects that are not plain data" if "weights_only" in str(error) else \
+            f"{type(error).__name__}: {str(error).splitlines()[0][:120] if str(error) else 'unreadable'}"
+        raise InputError(f"{path}: not a readable HNSE weights file ({reason})") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise InputError(f"{path}: not an HNSE weights file (no '{FORMAT}' header)")
+    if payload.get("version") != VERSION:
+        raise InputError(f"{path}: weights format version {payload.get('version')!r}, this program reads {VERSION}")
+    for key in ("config", "state_dict"):
+        if not isinstance(payload.get(key), dict):
+            raise InputError(f"{path}: weights file has no {key}")
+    return payload
+
+
+def load_network(path: str | Path, device: str | torch.device = "cpu"):
+    """Build the network from the file's config and load its weights.
+
+    Returns ``(net, config, payload)``. The backbone's ImageNet initialisation is skipped
+    (the file has the trained weights). Missing or unexpected keys and shape mismatches
+    are refused with one line naming the file.
+    """
+    from dataclasses import replace
+
+    from model.network import HNSENet
+
+    payload = read_checkpoint(path)
+    config = config_from_dict(payload["config"], f"{path} (config)")
+    config = replace(config, network=replace(config.network, pretrained=False, backbone_weights=None))
+    net = HNSENet(config.network)
+    load_state_checked(net, payload["state_dict"], path)
+    return net.to(device).eval(), config, payload
+
+
+def load_state_checked(net: torch.nn.Module, state: dict, path) -> None:
+    own = net.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"missing {len(missing)} key(s) e.g. {missing[0]}")
+        if unexpected:
+            parts.append(f"unexpected {len(unexpected)} key(s) e.g. {unexpected[0]}")
+        raise InputError(f"{path}: weights do not match the network ({'; '.join(parts)})")
+    wrong = [k for k, v in state.items() if tuple(v.shape) != tuple(own[k].shape)]
+    if wrong:
+        k = wrong[0]
+        raise InputError(f"{path}: weights do not match the network ({k}: file {tuple(state[k].shape)}, "
+                         f"network {tuple(own[k].shape)})")
+    net.load_state_dict(state)

@@ -1,0 +1,201 @@
+"""Online tracking (Sec. 3.5) with pysot's contract: ``init(frame, box)``, ``track(frame)``.
+
+The exemplar is cropped once from the first frame and never updated. Each new frame is
+cropped around the last position (context padding, mean-colour fill at the borders);
+the fused foreground probability is multiplied by the center-ness, by the scale/aspect
+change penalty (Eq. 10-11) and blended with a cosine window; the arg-max cell gives the
+box decoded from its ltrb distances, whose size is smoothed with the previous one.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from model.config import Config, NetworkConfig
+from model.errors import InputError
+from model.geometry import CropWindow, context_size, map_rect
+from model.ops import box_iou, nms
+from model.result import Candidate, TrackResult
+from model.targets import decode_ltrb
+
+
+def _as_bgr(frame: np.ndarray) -> np.ndarray:
+    frame = np.asarray(frame)
+    if frame.ndim == 2:
+        return cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
+    if frame.ndim == 3 and frame.shape[2] == 4:
+        return cv2.cvtColor(frame, cv2.COLOR_BGRA2BGR)
+    if frame.ndim != 3 or frame.shape[2] != 3:
+        raise InputError(f"frame of shape {frame.shape} is not an image")
+    return frame if frame.dtype == np.uint8 else np.clip(frame, 0, 255).astype(np.uint8)
+
+
+def _size_with_context(w, h):
+    """s of Eq. 11: sqrt((w + p)(h + p)), p = (w + h) / 2."""
+    p = (w + h) / 2
+    return np.sqrt((w + p) * (h + p))
+
+
+def _change(ratio):
+    return np.maximum(ratio, 1.0 / ratio)
+
+
+class Tracker:
+    """Tracks one target with an :class:`~model.network.HNSENet`.
+
+    ``inspect=True`` fills :attr:`TrackResult.maps` with every inspection map and the NMS
+    candidates; ``False`` keeps only ``score`` and ``final`` (the fastest path).
+    """
+
+    def __init__(self, net, config: Config, inspect: bool = True):
+        self.net = net.eval()
+        self.config = config
+        self.inspect = inspect
+        self.sizes = net.sizes
+        self.device = next(net.parameters()).device
+        s = self.sizes.score_size
+        hanning = np.hanning(s + 2)[1:-1]  # strictly positive inside, as pysot's window
+        self.window = np.outer(hanning, hanning).astype(np.float32)
+        self.window /= self.window.max()
+        self.center = np.zeros(2)
+        self.size = np.zeros(2)
+        self.frame_size = (0, 0)
+
+    # --- construction ------------------------------------------------------------------
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, device: str = "cpu", inspect: bool = True) -> "Tracker":
+        from model.checkpoint import load_network
+
+        net, config, _ = load_network(path, device)
+        return cls(net, config, inspect)
+
+    @classmethod
+    def random(cls, backbone: str = "efficientnet_lite0", he_head: bool = True, seed: int = 0,
+               inspect: bool = True, **network) -> "Tracker":
+        """A tracker with untrained heads (ImageNet backbone for the lite model), for tests."""
+        from model.network import HNSENet
+
+        torch.manual_seed(seed)
+        net_config = NetworkConfig(backbone=backbone, he_head=he_head,
+                                   pretrained=backbone == "efficientnet_lite0", **network)
+        return cls(HNSENet(net_config), Config(network=net_config), inspect)
+
+    # --- tracking ----------------------------------------------------------------------
+
+    def _tensor(self, image: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(image).to(self.device).permute(2, 0, 1)[None].float()
+
+    def init(self, frame: np.ndarray, box) -> None:
+        """Crop the exemplar around ``box`` (x, y, w, h in frame pixels) and cache it."""
+        frame = _as_bgr(frame)
+        x, y, w, h = (float(v) for v in box)
+        if not all(math.isfinite(v) for v in (x, y, w, h)) or w <= 0 or h <= 0:
+            raise InputError(f"initial box {tuple(box)} must have finite values and positive size")
+        height, width = frame.shape[:2]
+        if x >= width or y >= height or x + w <= 0 or y + h <= 0:
+            raise InputError(f"initial box {tuple(box)} lies outside the {width}x{height} frame")
+        self.frame_size = (width, height)
+        self.center = np.array([x + w / 2, y + h / 2])
+        self.size = np.array([w, h])
+        self.channel_mean = frame.reshape(-1, 3).mean(axis=0)
+        net_config = self.net.config
+        window = CropWindow(self.center[0], self.center[1],
+                            context_size(w, h, self.config.track.context_amount), net_config.exemplar_size)
+        z = window.extract(frame, self.channel_mean)
+        bx, by, bw, bh = window.box_to_crop((x, y, w, h))
+        box_xyxy = torch.tensor([bx, by, bx + bw, by + bh], dtype=torch.float32, device=self.device)
+        self.net.template(self._tensor(z), box_xyxy)
+
+    def track(self, frame: np.ndarray) -> TrackResult:
+        """Locate the target in ``frame``; never raises on hard frames (low score instead)."""
+        frame = _as_bgr(frame)
+        cfg = self.config.track
+        net_config = self.net.config
+        height, width = frame.shape[:2]
+        self.frame_size = (width, height)
+        s_z = context_size(self.size[0], self.size[1], cfg.context_amount)
+        window = CropWindow(self.center[0], self.center[1], s_z * net_config.instance_size / net_config.exemplar_size,
+                            net_config.instance_size)
+        out = self.net.track(self._tensor(window.extract(frame, self.channel_mean)))
+
+        score = out["score"].float().cpu().numpy()
+        centerness = out["centerness"].float().cpu().numpy()
+        boxes = decode_ltrb(self.net.grid, out["ltrb"][None])[0]  # (4, S, S) xyxy, crop pixels
+        boxes_np = boxes.cpu().numpy()
+        pred_w = boxes_np[2] - boxes_np[0]
+        pred_h = boxes_np[3] - boxes_np[1]
+
+        # Eq. 10-11, normalised so that no change gives penalty 1 (pysot's form).
+        target_w, target_h = self.size * window.scale
+        scale_change = _change(_size_with_context(pred_w, pred_h) / _size_with_context(target_w, target_h))
+        ratio_change = _change((target_w / target_h) / np.maximum(pred_w / np.maximum(pred_h, 1e-6), 1e-6))
+        penalty = np.exp(-(ratio_change * scale_change - 1) * cfg.penalty_k)
+        penalised = penalty * score * centerness
+        final = penalised * (1 - cfg.window_influence) + self.window * cfg.window_influence
+        final = np.nan_to_num(final, nan=0.0)
+        best = np.unravel_index(int(np.argmax(final)), final.shape)
+
+        bx0, by0, bx1, by1 = boxes_np[:, best[0], best[1]]
+        confidence = float(np.nan_to_num(score[best]))
+        if np.isfinite([bx0, by0, bx1, by1]).all():
+            cx, cy = window.crop_to_frame((bx0 + bx1) / 2, (by0 + by1) / 2)
+            lr = float(penalty[best] * score[best] * cfg.size_lr)
+            new_size = self.size * (1 - lr) + np.array([bx1 - bx0, by1 - by0]) / window.scale * lr
+            self._update(np.array([cx, cy]), new_size)
+        else:
+            confidence = 0.0
+        box = (float(self.center[0] - self.size[0] / 2), float(self.center[1] - self.size[1] / 2),
+               float(self.size[0]), float(self.size[1]))
+        result = TrackResult(box=box, score=confidence,
+                             maps={"score": score.astype(np.float32), "final": final.astype(np.float32)},
+                             search_box=window.frame_rect(),
+                             map_box=map_rect(window, self.sizes.score_size, self.sizes.offset, self.sizes.stride))
+        if self.inspect:
+            self._inspect(result, out, boxes, final, best, centerness, window)
+        return result
+
+    def _update(self, center: np.ndarray, size: np.ndarray) -> None:
+        """Keep the centre inside the frame and the size between min_size and the frame."""
+        width, height = self.frame_size
+        self.center = np.clip(center, [0, 0], [width, height])
+        min_size = self.config.track.min_size
+        self.size = np.clip(size, min_size, [max(width, min_size), max(height, min_size)])
+
+    def _inspect(self, result, out, boxes, final, best, centerness, window) -> None:
+        """Center-ness, per-level, hard-negative and embedding maps, and NMS candidates."""
+        cfg = self.config.track
+        s = self.sizes.score_size
+        flat_boxes = boxes.reshape(4, -1).T  # (S*S, 4)
+        chosen = boxes[:, best[0], best[1]][None]
+        iou = box_iou(flat_boxes, chosen)[:, 0].reshape(s, s).cpu().numpy()
+        iou = np.nan_to_num(iou)
+        result.maps["centerness"] = centerness.astype(np.float32)
+        result.maps["hardneg"] = np.where(iou < cfg.hardneg_iou, result.maps["score"], 0).astype(np.float32)
+        for name, level in zip(("level2", "level3", "level4"), out["levels"]):
+            result.maps[name] = level.float().cpu().numpy()
+        if out["embedding_features"] is not None and self.net._exemplar_vector is not None:
+            distance = self.net.embedding_distance(out["embedding_features"], flat_boxes)
+            result.maps["embed_dist"] = distance.reshape(s, s).float().cpu().numpy()
+
+        final_t = torch.from_numpy(final).reshape(-1).to(flat_boxes.device)
+        order = final_t.argsort(descending=True)[: max(cfg.top_k * 8, cfg.top_k)]
+        keep = order[nms(flat_boxes[order], final_t[order], cfg.nms_threshold)][: cfg.top_k]
+        chosen_iou = box_iou(flat_boxes[keep], chosen)[:, 0].cpu().numpy()
+        for index, overlap in zip(keep.tolist(), chosen_iou):
+            x0, y0, x1, y1 = flat_boxes[index].tolist()
+            frame_box = window.box_to_frame((x0, y0, x1 - x0, y1 - y0))
+            label = ("positive" if overlap > cfg.positive_iou else
+                     "hard_negative" if overlap < cfg.hardneg_iou else "other")
+            result.candidates.append(Candidate(box=tuple(float(v) for v in frame_box),
+                                               score=float(result.maps["score"].reshape(-1)[index]),
+                                               iou=float(overlap), label=label))
+
+    def with_track_config(self, **changes) -> "Tracker":
+        """The same network with other tracking hyper-parameters (for tuning)."""
+        return Tracker(self.net, replace(self.config, track=replace(self.config.track, **changes)), self.inspect)
