@@ -1,0 +1,1073 @@
+"""The main window: wires the document, the undo stack, the tracking worker and the views.
+
+Data flow, one way round:
+
+* the user's edits become :mod:`hnse_gui.commands` pushed on the ``QUndoStack``; they
+  change the :class:`~hnse_gui.document.Document`, whose listener schedules one redraw
+  (several changes in one event-loop turn are drawn once);
+* tracking runs in :class:`~hnse_gui.worker.TrackingThread`; each
+  :class:`~hnse_gui.worker.FrameStep` it sends is written into the document as it
+  arrives, and when the run ends the whole run becomes one undoable
+  :class:`~hnse_gui.commands.TrackingRunCommand`;
+* the views (frame, heatmaps, timeline, score plot, track list) only draw the document,
+  the current frame index and the :class:`~model.result.TrackResult` s kept from this
+  session's runs.
+
+Frames are decoded on demand by index, in the GUI thread from the window's own
+:class:`~model.data.sources.FrameSource` (the worker has its own decoder).
+Every :class:`~model.errors.HNSEError` ends up in :meth:`MainWindow.show_error`:
+a non-blocking dialog and the status bar; the window stays usable.
+"""
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PyQt5 import QtCore, QtGui, QtWidgets
+
+from hnse_gui import commands
+from hnse_gui.autosave import Autosaver, recovery_candidate
+from hnse_gui.document import Change, Document, Flag, Origin, TrackSlice
+from hnse_gui.frame_view import BoxShape, FrameView
+from hnse_gui.inspect_panel import InspectPanel
+from hnse_gui.score_plot import VARIANT_COLOURS, ScorePlot
+from hnse_gui.store import export_boxes_txt, export_mot_csv, load_project, save_project
+from hnse_gui.timeline import Timeline
+from hnse_gui.track_list import TrackList
+from hnse_gui.worker import FrameStep, RunEnd, RunRequest, TrackingThread, VariantSpec
+from model.errors import HNSEError, InputError
+from model.result import TrackResult
+
+PROJECT_SUFFIXES = (".h5", ".hdf5")
+RESULT_CACHE_FRAMES = 2000  # TrackResults kept for the heatmaps: ~40 kB per frame for two variants
+DEFAULT_AUTOSAVE_S = 30
+DEFAULT_PLAY_FPS = 25.0
+REASONS = {
+    "done": "tracked {n} frames",
+    "end_of_video": "reached the end of the video after {n} frames",
+    "stopped": "stopped after {n} frames",
+    "low_score": "stopped on frame {frame}: score below {threshold:.2f}, flagged for review",
+    "decode_failed": "stopped: frame {frame} cannot be decoded",
+    "error": "tracking failed",
+}
+
+
+@dataclass
+class _ActiveRun:
+    request: RunRequest
+    before: TrackSlice
+
+
+def bgr_to_rgb(frame: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+
+
+class MainWindow(QtWidgets.QMainWindow):
+    """HNSE Studio's window. ``variants`` are the model variants tracked side by side
+    (the first one's boxes become the track's); ``settings`` keeps the user's preferences;
+    ``recovery_dir`` holds recovery files of unsaved work whose video folder is read-only."""
+
+    runFinished = QtCore.pyqtSignal(object)  # RunEnd, after the run's command was pushed
+    modelsReady = QtCore.pyqtSignal(list)
+
+    def __init__(self, variants: list[VariantSpec], settings: QtCore.QSettings, recovery_dir: Path,
+                 torch_threads: int | None = None):
+        super().__init__()
+        self.variants = list(variants)
+        self.variant_names = [spec.name for spec in self.variants]
+        self.settings = settings
+        self.document: Document | None = None
+        self.project_path: Path | None = None
+        self.source = None
+        self.frame_index = 0
+        self.current_track: int | None = None
+        self.reference_boxes: np.ndarray | None = None  # a benchmark sequence's ground truth
+        self.results: OrderedDict[tuple[int, int], dict[str, TrackResult]] = OrderedDict()
+        self.models_ready = False
+        self.last_error = ""
+        self._active_run: _ActiveRun | None = None
+        self._run_counter = 0
+        self._redraw_pending = False
+        self._tracks_changed = False
+
+        self.undo_stack = QtWidgets.QUndoStack(self)
+        self.tracking = TrackingThread(torch_threads, parent=self)
+        self.tracking.worker.stepped.connect(self._tracking_step)
+        self.tracking.worker.finished.connect(self._tracking_finished)
+        self.tracking.worker.failed.connect(self.show_error)
+        self.tracking.worker.modelsReady.connect(self._models_loaded)
+        self.autosaver = Autosaver(recovery_dir, parent=self)
+        self.autosaver.failed.connect(self.show_error)
+        self.autosaver.saved.connect(lambda path: self.statusBar().showMessage(f"autosaved to {path}", 3000))
+        self.play_timer = QtCore.QTimer(self)
+        self.play_timer.timeout.connect(self._play_tick)
+
+        self._build_views()
+        self._build_actions()
+        self._build_menus_and_toolbar()
+        self._build_status_bar()
+        self.setAcceptDrops(True)
+        self.resize(1440, 900)
+        self._update_title()
+        self._update_actions()
+
+    # ================================================================ construction
+
+    def _build_views(self) -> None:
+        self.frame_view = FrameView()
+        self.frame_view.boxDrawn.connect(self._box_drawn)
+        self.frame_view.boxEdited.connect(self._box_edited)
+        self.inspect = InspectPanel(self.variant_names)
+        self.inspect.changed.connect(self._redraw_frame_overlays)
+        self.timeline = Timeline()
+        self.timeline.frameRequested.connect(self.set_frame)
+        self.timeline.trackRequested.connect(self.select_track)
+        self.score_plot = ScorePlot()
+        self.score_plot.frameRequested.connect(self.set_frame)
+        self.track_list = TrackList()
+        self.track_list.trackSelected.connect(self.select_track)
+        self.track_list.renameRequested.connect(self._rename_track)
+        self.track_list.recolorRequested.connect(self._recolor_track)
+        self.track_list.newRequested.connect(self.begin_new_box)
+        self.track_list.deleteRequested.connect(self.delete_track)
+
+        self.slider = QtWidgets.QSlider(QtCore.Qt.Horizontal)
+        self.slider.setFocusPolicy(QtCore.Qt.NoFocus)
+        self.slider.setMinimum(0)
+        self.slider.valueChanged.connect(self.set_frame)
+        self.frame_label = QtWidgets.QLabel("no video")
+        self.frame_label.setMinimumWidth(150)
+        self.frame_label.setAlignment(QtCore.Qt.AlignRight | QtCore.Qt.AlignVCenter)
+        self.transport = QtWidgets.QHBoxLayout()
+        self.transport.setContentsMargins(4, 0, 4, 0)
+
+        left = QtWidgets.QWidget()
+        left_layout = QtWidgets.QVBoxLayout(left)
+        left_layout.setContentsMargins(0, 0, 0, 0)
+        left_layout.setSpacing(2)
+        left_layout.addWidget(self.frame_view, 1)
+        left_layout.addLayout(self.transport)
+        left_layout.addWidget(self.timeline)
+
+        right = QtWidgets.QSplitter(QtCore.Qt.Vertical)
+        right.addWidget(self.inspect)
+        right.addWidget(self.score_plot)
+        right.addWidget(self.track_list)
+        right.setStretchFactor(0, 5)
+        right.setStretchFactor(1, 2)
+        right.setStretchFactor(2, 2)
+        right.setSizes([480, 170, 170])
+
+        splitter = QtWidgets.QSplitter(QtCore.Qt.Horizontal)
+        splitter.addWidget(left)
+        splitter.addWidget(right)
+        splitter.setStretchFactor(0, 3)
+        splitter.setStretchFactor(1, 2)
+        splitter.setSizes([860, 560])
+        self.setCentralWidget(splitter)
+
+    def _action(self, text: str, slot, shortcut=None, tip: str = "", checkable: bool = False) -> QtWidgets.QAction:
+        action = QtWidgets.QAction(text, self)
+        if shortcut:
+            shortcuts = shortcut if isinstance(shortcut, (list, tuple)) else [shortcut]
+            action.setShortcuts([QtGui.QKeySequence(s) for s in shortcuts])
+        action.setStatusTip(tip or text)
+        action.setToolTip(f"{tip or text} ({action.shortcut().toString()})" if shortcut else tip or text)
+        action.setCheckable(checkable)
+        if slot is not None:
+            action.triggered.connect(slot)
+        self.addAction(action)  # shortcuts work whichever widget has focus
+        return action
+
+    def _build_actions(self) -> None:
+        a = self._action
+        std = QtGui.QKeySequence
+        self.act_open = a("&Open video, folder or sequence…", self._open_media_dialog, std.Open)
+        self.act_open_project = a("Open &project…", self._open_project_dialog, "Ctrl+Shift+O")
+        self.act_save = a("&Save project", self.save, std.Save)
+        self.act_save_as = a("Save project &as…", self.save_as, "Ctrl+Shift+S")
+        self.act_export_txt = a("Export track as &text…", self._export_txt, "Ctrl+E",
+                                "Export the current track's boxes, one x,y,w,h line per frame")
+        self.act_export_mot = a("Export all as &MOT CSV…", self._export_mot, "Ctrl+Shift+E")
+        self.act_settings = a("Se&ttings…", self._settings_dialog, "Ctrl+,")
+        self.act_quit = a("&Quit", self.close, std.Quit)
+
+        self.act_undo = a("&Undo", self.undo, std.Undo)
+        self.act_redo = a("&Redo", self.redo, ["Ctrl+Shift+Z", "Ctrl+Y"])
+        self.undo_stack.indexChanged.connect(self._update_actions)
+        self.act_new_box = a("&New track (draw a box)", self.begin_new_box, "N",
+                             "Drag on the frame to draw the first box of a new track")
+        self.act_delete_track = a("&Delete track", lambda: self.delete_track(self.current_track), std.Delete)
+        self.act_interpolate = a("&Interpolate around current frame", self.interpolate_gap, "I",
+                                 "Fill the frames between the keyframes around the current frame")
+        self.act_interpolate_all = a("Interpolate all &empty gaps", self.interpolate_empty, "Shift+I",
+                                     "Fill every frame without a box that lies between two keyframes")
+        self.act_occluded = a("Flag &occluded", lambda: self.toggle_flag(Flag.OCCLUDED), "O")
+        self.act_absent = a("Flag &absent", lambda: self.toggle_flag(Flag.ABSENT), "A")
+        self.act_review = a("Flag needs &review", lambda: self.toggle_flag(Flag.NEEDS_REVIEW), "R")
+
+        self.act_play = a("&Play / pause", self.toggle_play, "Space")
+        self.act_next = a("Next frame", lambda: self.step(1), "Right")
+        self.act_prev = a("Previous frame", lambda: self.step(-1), "Left")
+        self.act_next10 = a("Forward 10 frames", lambda: self.step(10), "Shift+Right")
+        self.act_prev10 = a("Back 10 frames", lambda: self.step(-10), "Shift+Left")
+        self.act_first = a("First frame", lambda: self.set_frame(0), "Home")
+        self.act_last = a("Last frame", lambda: self.set_frame(self._frame_count() - 1), "End")
+        self.act_goto = a("&Go to frame…", self._goto_dialog, "Ctrl+G")
+        self.act_next_key = a("Next keyframe", lambda: self.jump_keyframe(1), "]")
+        self.act_prev_key = a("Previous keyframe", lambda: self.jump_keyframe(-1), "[")
+        self.act_next_flag = a("Next flagged frame", lambda: self.jump_flagged(1), "Ctrl+]")
+        self.act_prev_flag = a("Previous flagged frame", lambda: self.jump_flagged(-1), "Ctrl+[")
+
+        self.act_track_fwd = a("Track &forward", lambda: self.start_tracking(1), "T",
+                               "Track the current track forward from this frame (both model variants)")
+        self.act_track_back = a("Track &backward", lambda: self.start_tracking(-1), "Shift+T",
+                                "Track the current track backward from this frame")
+        self.act_stop = a("&Stop tracking", self.stop_tracking, "Esc")
+
+        self.act_zoom_in = a("Zoom in", lambda: self.frame_view.zoom(1.25), ["+", "="])
+        self.act_zoom_out = a("Zoom out", lambda: self.frame_view.zoom(0.8), "-")
+        self.act_fit = a("Fit frame", self.frame_view.fit, "0")
+        self.act_final = a("Final map in first column", None, "H", checkable=True)
+        self.act_levels = a("Per-level maps", None, "L", checkable=True)
+        self.act_candidates = a("Show candidates", None, "C", checkable=True)
+        self.act_overlay = a("Cycle map overlay", self.inspect.cycle_overlay, "M")
+        self.act_reference = a("Show ground truth", self._redraw_frame_overlays, "G", checkable=True)
+        self.act_reference.setChecked(True)
+        self.act_keep_maps = a("Keep maps in project", self._toggle_keep_maps, None, checkable=True)
+        for action, box in ((self.act_final, self.inspect.final_box), (self.act_levels, self.inspect.levels_box),
+                            (self.act_candidates, self.inspect.candidates_box)):
+            action.setChecked(box.isChecked())
+            action.toggled.connect(box.setChecked)
+            box.toggled.connect(action.setChecked)
+
+        self.act_help = a("&Keyboard shortcuts", self.show_help, std.HelpContents)
+        self.act_about = a("&About HNSE Studio", self._about)
+
+    def _build_menus_and_toolbar(self) -> None:
+        menus = {
+            "&File": [self.act_open, self.act_open_project, None, self.act_save, self.act_save_as, None,
+                      self.act_export_txt, self.act_export_mot, None, self.act_settings, None, self.act_quit],
+            "&Edit": [self.act_undo, self.act_redo, None, self.act_new_box, self.act_delete_track, None,
+                      self.act_interpolate, self.act_interpolate_all, None,
+                      self.act_occluded, self.act_absent, self.act_review],
+            "&Navigate": [self.act_play, self.act_next, self.act_prev, self.act_next10, self.act_prev10,
+                          self.act_first, self.act_last, self.act_goto, None, self.act_next_key,
+                          self.act_prev_key, self.act_next_flag, self.act_prev_flag],
+            "&Track": [self.act_track_fwd, self.act_track_back, self.act_stop],
+            "&View": [self.act_zoom_in, self.act_zoom_out, self.act_fit, None, self.act_final,
+                      self.act_levels, self.act_candidates, self.act_overlay, self.act_reference, None,
+                      self.act_keep_maps],
+            "&Help": [self.act_help, self.act_about],
+        }
+        self.menus: dict[str, QtWidgets.QMenu] = {}
+        for title, actions in menus.items():
+            menu = self.menuBar().addMenu(title)
+            for action in actions:
+                menu.addSeparator() if action is None else menu.addAction(action)
+            self.menus[title.replace("&", "")] = menu
+
+        toolbar = self.addToolBar("Main")
+        toolbar.setObjectName("main-toolbar")
+        toolbar.setMovable(False)
+        toolbar.setToolButtonStyle(QtCore.Qt.ToolButtonTextOnly)
+        for action in (self.act_open, self.act_save, None, self.act_undo, self.act_redo, None,
+                       self.act_new_box, self.act_interpolate, None, self.act_track_back, self.act_track_fwd,
+                       self.act_stop):
+            toolbar.addSeparator() if action is None else toolbar.addAction(action)
+        self.act_undo.setIconText("Undo")
+        self.act_redo.setIconText("Redo")
+        self.act_open.setIconText("Open")
+        self.act_save.setIconText("Save")
+        self.act_new_box.setIconText("New box")
+        self.act_interpolate.setIconText("Interpolate")
+        self.act_track_back.setIconText("◀ Track")
+        self.act_track_fwd.setIconText("Track ▶")
+        self.act_stop.setIconText("■ Stop")
+        self.frames_spin = QtWidgets.QSpinBox()
+        self.frames_spin.setRange(0, 100000)
+        self.frames_spin.setSpecialValueText("until stopped")
+        self.frames_spin.setValue(int(self.settings.value("track/frames", 100)))
+        self.frames_spin.setToolTip("How many frames one tracking run covers (0: until stopped)")
+        self.frames_spin.setSuffix(" frames")
+        self.threshold_spin = QtWidgets.QDoubleSpinBox()
+        self.threshold_spin.setRange(0.0, 1.0)
+        self.threshold_spin.setSingleStep(0.05)
+        self.threshold_spin.setDecimals(2)
+        self.threshold_spin.setValue(float(self.settings.value("track/review_threshold", 0.3)))
+        self.threshold_spin.setToolTip("Tracking stops and flags the frame for review when the score "
+                                       "falls below this (0: never)")
+        self.threshold_spin.valueChanged.connect(self._threshold_changed)
+        self.frames_spin.valueChanged.connect(lambda v: self.settings.setValue("track/frames", v))
+        for label, widget in (("  run:", self.frames_spin), ("  stop below score:", self.threshold_spin)):
+            toolbar.addWidget(QtWidgets.QLabel(label))
+            toolbar.addWidget(widget)
+
+        style = self.style()
+        for action, icon in ((self.act_first, QtWidgets.QStyle.SP_MediaSkipBackward),
+                             (self.act_prev, QtWidgets.QStyle.SP_MediaSeekBackward),
+                             (self.act_play, QtWidgets.QStyle.SP_MediaPlay),
+                             (self.act_next, QtWidgets.QStyle.SP_MediaSeekForward),
+                             (self.act_last, QtWidgets.QStyle.SP_MediaSkipForward)):
+            action.setIcon(style.standardIcon(icon))
+            button = QtWidgets.QToolButton()
+            button.setDefaultAction(action)
+            button.setAutoRaise(True)
+            button.setFocusPolicy(QtCore.Qt.NoFocus)
+            self.transport.addWidget(button)
+        self.transport.addWidget(self.slider, 1)
+        self.transport.addWidget(self.frame_label)
+
+    def _build_status_bar(self) -> None:
+        self.progress = QtWidgets.QProgressBar()
+        self.progress.setMaximumWidth(180)
+        self.progress.setVisible(False)
+        self.fps_label = QtWidgets.QLabel("")
+        self.model_label = QtWidgets.QLabel("models: loading…")
+        self.statusBar().addPermanentWidget(self.fps_label)
+        self.statusBar().addPermanentWidget(self.progress)
+        self.statusBar().addPermanentWidget(self.model_label)
+
+    # ================================================================ opening and saving
+
+    def open_path(self, path: str | Path) -> bool:
+        """Open a project file (.h5) or a video / image folder / sequence folder."""
+        path = Path(path)
+        if path.suffix.lower() in PROJECT_SUFFIXES:
+            return self.open_project(path)
+        return self.open_media(path)
+
+    def open_media(self, path: str | Path, initial_box_from_groundtruth: bool = True) -> bool:
+        """Start a new document on a video file, an image folder or a benchmark sequence folder.
+
+        A sequence folder's ground truth is kept as a reference drawn on the frames, and
+        the first track starts from its first box.
+        """
+        path = Path(path)
+        if not self.maybe_save():
+            return False
+        try:
+            source, reference, name = self._open_source(path)
+        except HNSEError as error:
+            self.show_error(str(error))
+            return False
+        document = Document(str(path), len(source), source.frame_size)
+        document.autosave.interval_s = int(self.settings.value("autosave/interval_s", DEFAULT_AUTOSAVE_S))
+        document.autosave.enabled = document.autosave.interval_s > 0
+        if reference is not None and initial_box_from_groundtruth:
+            present = np.flatnonzero(np.isfinite(reference).all(axis=1))
+            if len(present):
+                track = document.add_track(name)
+                document.set_box(track.id, int(present[0]), tuple(reference[present[0]]), Origin.MANUAL)
+        document.mark_saved()  # what the file holds is not the user's work yet
+        recovered = self._offer_recovery(None, path)
+        if recovered is not None:
+            document = recovered
+        self._set_document(document, source, None, reference)
+        return True
+
+    def _open_source(self, path: Path):
+        """(frame source, ground-truth boxes or None, name) for a media path."""
+        from model.data.sequences import read_sequence
+        from model.data.sources import open_frames
+
+        if path.is_dir() and ((path / "groundtruth.txt").is_file() or (path / "groundtruth_rect.txt").is_file()):
+            sequence = read_sequence(path)
+            return sequence.frames, sequence.boxes, sequence.name
+        source = open_frames(path)
+        source.frame_size  # decodes frame 0: a video whose first frame is unreadable fails here
+        return source, None, path.stem or path.name
+
+    def open_project(self, path: str | Path) -> bool:
+        path = Path(path)
+        if not self.maybe_save():
+            return False
+        try:
+            document = load_project(path)
+            video = Path(document.video_path)
+            if not video.is_absolute() and not video.exists():
+                video = path.parent / video
+            source, reference, _name = self._open_source(video)
+            if len(source) != document.frame_count:
+                raise InputError(f"{path}: the project has {document.frame_count} frames but {video} "
+                                 f"has {len(source)}")
+        except HNSEError as error:
+            self.show_error(str(error))
+            return False
+        recovered = self._offer_recovery(path, video)
+        self._set_document(recovered or document, source, path, reference)
+        return True
+
+    def _offer_recovery(self, project: Path | None, video: Path) -> Document | None:
+        candidate = recovery_candidate(project, video, self.autosaver.fallback_dir)
+        if candidate is None or not self.ask_recover(candidate):
+            return None
+        try:
+            document = load_project(candidate)
+        except HNSEError as error:
+            self.show_error(f"recovery failed: {error}")
+            return None
+        document.saved_revision = -1  # recovered work is not saved anywhere the user chose
+        return document
+
+    def _set_document(self, document: Document, source, project: Path | None, reference) -> None:
+        self.stop_tracking()
+        self.play_timer.stop()
+        if self.document is not None:
+            self.document.unsubscribe(self._document_changed)
+        if self.source is not None and self.source is not source:
+            self.source.close()
+        self.document, self.source, self.project_path = document, source, project
+        self.reference_boxes = reference
+        document.primary_variant = self.variant_names[0]
+        document.weights = {spec.name: spec.weights or "" for spec in self.variants}
+        document.review_threshold = self.threshold_spin.value()
+        self.act_keep_maps.setChecked(document.keep_maps)
+        document.subscribe(self._document_changed)
+        self.undo_stack.clear()
+        self.results.clear()
+        self.autosaver.attach(document, project)
+        self.tracking.open_source(str(source.path))
+        self.slider.blockSignals(True)
+        self.slider.setMaximum(document.frame_count - 1)
+        self.slider.blockSignals(False)
+        self.timeline.set_document(document)
+        self.score_plot.set_frame_count(document.frame_count)
+        self.score_plot.set_threshold(document.review_threshold)
+        self.track_list.set_document(document)
+        self.current_track = None
+        first = next(iter(document.tracks), None)
+        start = 0
+        if first is not None:
+            keys = document.keyframes(first)
+            start = int(keys[0]) if len(keys) else 0
+        self.frame_index = -1
+        self.select_track(first)
+        self.set_frame(start)
+        if not self.models_ready:
+            # after the first frame is on screen: torch and the weights load in the worker
+            QtCore.QTimer.singleShot(0, lambda: self.tracking.load_models(self.variants))
+
+    def save(self) -> bool:
+        if self.document is None:
+            return False
+        if self.project_path is None:
+            return self.save_as()
+        return self._save_to(self.project_path)
+
+    def save_as(self) -> bool:
+        if self.document is None:
+            return False
+        path = self.ask_save_path("Save project", "HNSE project (*.h5)",
+                                  self.document.video_path.rstrip("/") + ".h5")
+        if not path:
+            return False
+        path = Path(path)
+        if path.suffix.lower() not in PROJECT_SUFFIXES:
+            path = path.with_suffix(".h5")
+        return self._save_to(path)
+
+    def _save_to(self, path: Path) -> bool:
+        try:
+            save_project(self.document, path)
+        except (HNSEError, OSError, ValueError) as error:
+            self.show_error(f"{path}: cannot save ({error})")
+            return False
+        self.autosaver.discard()  # the recovery file of the previous name is stale now
+        self.project_path = path
+        self.autosaver.attach(self.document, path)
+        self.autosaver.discard()
+        self.undo_stack.setClean()
+        self.statusBar().showMessage(f"saved {path}", 4000)
+        self._update_title()
+        return True
+
+    def maybe_save(self) -> bool:
+        """Ask before dropping unsaved changes; False when the user cancels."""
+        if self.document is None or not self.document.dirty:
+            return True
+        answer = self.ask_save_changes()
+        if answer == QtWidgets.QMessageBox.Save:
+            return self.save()
+        if answer == QtWidgets.QMessageBox.Discard:
+            self.autosaver.discard()
+            return True
+        return False
+
+    # --- questions, one method each so that tests can answer them ---------------------------
+
+    def ask_save_changes(self) -> int:
+        return QtWidgets.QMessageBox.question(
+            self, "Unsaved changes", "The annotations have unsaved changes. Save them?",
+            QtWidgets.QMessageBox.Save | QtWidgets.QMessageBox.Discard | QtWidgets.QMessageBox.Cancel,
+            QtWidgets.QMessageBox.Save)
+
+    def ask_recover(self, path: Path) -> bool:
+        stamp = QtCore.QDateTime.fromSecsSinceEpoch(int(path.stat().st_mtime)).toString()
+        answer = QtWidgets.QMessageBox.question(
+            self, "Recover unsaved work", f"Unsaved work from {stamp} was found in\n{path}\n\nRecover it?",
+            QtWidgets.QMessageBox.Yes | QtWidgets.QMessageBox.No, QtWidgets.QMessageBox.Yes)
+        return answer == QtWidgets.QMessageBox.Yes
+
+    def ask_save_path(self, title: str, filters: str, suggestion: str = "") -> str:
+        return QtWidgets.QFileDialog.getSaveFileName(self, title, suggestion, filters)[0]
+
+    def show_error(self, message: str) -> None:
+        """Tell the user without blocking: the status bar and a window-modal dialog."""
+        self.last_error = message
+        self.statusBar().showMessage(message, 15000)
+        box = QtWidgets.QMessageBox(QtWidgets.QMessageBox.Warning, "HNSE Studio", message,
+                                    QtWidgets.QMessageBox.Ok, self)
+        box.setAttribute(QtCore.Qt.WA_DeleteOnClose)
+        box.open()
+
+    # --- dialogs -----------------------------------------------------------------------------
+
+    def _open_media_dialog(self) -> None:
+        path, _ = QtWidgets.QFileDialog.getOpenFileName(
+            self, "Open video", "", "Videos (*.mp4 *.avi *.mov *.mkv *.webm *.mpg);;All files (*)")
+        if not path:
+            path = QtWidgets.QFileDialog.getExistingDirectory(self, "…or open an image / sequence folder")
+        if path:
+            self.open_media(path)
+
+    def _open_project_dialog(self) -> None:
+        path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Open project", "", "HNSE project (*.h5 *.hdf5)")
+        if path:
+            self.open_project(path)
+
+    def _export_txt(self) -> None:
+        if self.document is None or self.current_track is None:
+            return
+        path = self.ask_save_path("Export boxes", "Text (*.txt)", f"{self.document.video_path.rstrip('/')}.txt")
+        if path:
+            self._export(lambda: export_boxes_txt(self.document, self.current_track, path), path)
+
+    def _export_mot(self) -> None:
+        if self.document is None:
+            return
+        path = self.ask_save_path("Export MOT CSV", "CSV (*.csv *.txt)", f"{self.document.video_path.rstrip('/')}.csv")
+        if path:
+            self._export(lambda: export_mot_csv(self.document, path), path)
+
+    def _export(self, write, path: str) -> None:
+        try:
+            write()
+        except (HNSEError, OSError) as error:
+            self.show_error(f"{path}: cannot export ({error})")
+            return
+        self.statusBar().showMessage(f"exported {path}", 4000)
+
+    def _goto_dialog(self) -> None:
+        if self.document is None:
+            return
+        frame, ok = QtWidgets.QInputDialog.getInt(self, "Go to frame", "Frame:", self.frame_index + 1, 1,
+                                                  self.document.frame_count)
+        if ok:
+            self.set_frame(frame - 1)
+
+    def _settings_dialog(self) -> None:
+        dialog = QtWidgets.QDialog(self)
+        dialog.setWindowTitle("Settings")
+        form = QtWidgets.QFormLayout(dialog)
+        interval = QtWidgets.QSpinBox()
+        interval.setRange(0, 3600)
+        interval.setSuffix(" s")
+        interval.setSpecialValueText("off")
+        current = self.document.autosave if self.document else None
+        interval.setValue(current.interval_s if current and current.enabled
+                          else int(self.settings.value("autosave/interval_s", DEFAULT_AUTOSAVE_S)))
+        form.addRow("Autosave every", interval)
+        buttons = QtWidgets.QDialogButtonBox(QtWidgets.QDialogButtonBox.Ok | QtWidgets.QDialogButtonBox.Cancel)
+        buttons.accepted.connect(dialog.accept)
+        buttons.rejected.connect(dialog.reject)
+        form.addRow(buttons)
+        if dialog.exec_() == QtWidgets.QDialog.Accepted:
+            self.set_autosave_interval(interval.value())
+
+    def set_autosave_interval(self, seconds: int) -> None:
+        """Autosave every ``seconds`` (0: never), for this document and the next ones."""
+        self.settings.setValue("autosave/interval_s", int(seconds))
+        if self.document is not None:
+            self.document.autosave.interval_s = int(seconds) if seconds > 0 else self.document.autosave.interval_s
+            self.document.autosave.enabled = seconds > 0
+            self.autosaver.restart()
+
+    def show_help(self) -> None:
+        dialog = QtWidgets.QDialog(self)
+        dialog.setWindowTitle("Keyboard shortcuts")
+        table = QtWidgets.QTableWidget(0, 2)
+        table.setHorizontalHeaderLabels(["Action", "Shortcut"])
+        table.verticalHeader().setVisible(False)
+        table.setEditTriggers(QtWidgets.QAbstractItemView.NoEditTriggers)
+        for menu_title, rows in self.shortcut_table().items():
+            for text, keys in rows:
+                row = table.rowCount()
+                table.insertRow(row)
+                table.setItem(row, 0, QtWidgets.QTableWidgetItem(f"{menu_title}: {text}"))
+                table.setItem(row, 1, QtWidgets.QTableWidgetItem(keys))
+        table.resizeColumnsToContents()
+        table.horizontalHeader().setStretchLastSection(True)
+        layout = QtWidgets.QVBoxLayout(dialog)
+        layout.addWidget(QtWidgets.QLabel("Drag on the frame to pan, wheel to zoom. In \"new box\" mode "
+                                          "a drag draws the box; drag a box or its corners to correct it."))
+        layout.addWidget(table)
+        dialog.resize(520, 640)
+        self.help_dialog = dialog
+        dialog.open()
+
+    def shortcut_table(self) -> dict[str, list[tuple[str, str]]]:
+        """Every menu action that has a shortcut, by menu: the Help dialog's content."""
+        table = {}
+        for title, menu in self.menus.items():
+            rows = [(action.text().replace("&", "").rstrip("…"),
+                     ", ".join(s.toString(QtGui.QKeySequence.NativeText) for s in action.shortcuts()))
+                    for action in menu.actions() if not action.isSeparator() and action.shortcuts()]
+            if rows:
+                table[title] = rows
+        return table
+
+    def _about(self) -> None:
+        QtWidgets.QMessageBox.about(self, "About HNSE Studio", "HNSE Studio: annotate and inspect with the "
+                                    "anchor-free Siamese tracker with Hard Negative Samples Emphasis "
+                                    "(Zhang & Zhang, ACM MM 2020).")
+
+    # ================================================================ navigation
+
+    def _frame_count(self) -> int:
+        return self.document.frame_count if self.document else 0
+
+    def set_frame(self, index: int) -> None:
+        """Show frame ``index`` (clamped to the video), decoded on demand."""
+        if self.document is None:
+            return
+        index = min(max(int(index), 0), self.document.frame_count - 1)
+        if index == self.frame_index:
+            return
+        self.frame_index = index
+        try:
+            self.frame_view.set_frame(bgr_to_rgb(self.source[index]))
+        except HNSEError as error:
+            self.statusBar().showMessage(str(error), 8000)
+            self.frame_view.set_frame(np.zeros((*self.document.frame_size[::-1], 3), np.uint8))
+        self.slider.blockSignals(True)
+        self.slider.setValue(index)
+        self.slider.blockSignals(False)
+        self.score_plot.set_current_frame(index)
+        self.timeline.set_current(index, self.current_track)
+        self._redraw_frame_overlays()
+
+    def step(self, delta: int) -> None:
+        self.set_frame(self.frame_index + delta)
+
+    def toggle_play(self) -> None:
+        if self.play_timer.isActive():
+            self.play_timer.stop()
+        elif self.document is not None and not self.tracking.busy:
+            fps = getattr(self.source, "fps", None) or DEFAULT_PLAY_FPS
+            if self.frame_index >= self.document.frame_count - 1:
+                self.set_frame(0)
+            self.play_timer.start(int(1000 / fps))
+        self._update_actions()
+
+    def _play_tick(self) -> None:
+        if self.frame_index >= self._frame_count() - 1:
+            self.play_timer.stop()
+            self._update_actions()
+            return
+        self.step(1)
+
+    def jump_keyframe(self, direction: int) -> None:
+        if self.current_track is not None:
+            self._jump_to(self.document.keyframes(self.current_track), direction)
+
+    def jump_flagged(self, direction: int) -> None:
+        if self.current_track is not None:
+            self._jump_to(np.flatnonzero(self.document.track(self.current_track).flags), direction)
+
+    def _jump_to(self, frames: np.ndarray, direction: int) -> None:
+        later = frames[frames > self.frame_index] if direction > 0 else frames[frames < self.frame_index][::-1]
+        if len(later):
+            self.set_frame(int(later[0]))
+
+    def select_track(self, track_id: int | None) -> None:
+        if track_id is not None and (self.document is None or track_id not in self.document.tracks):
+            track_id = None
+        self.current_track = track_id
+        self.track_list.refresh(track_id)
+        self.timeline.set_current(self.frame_index, track_id)
+        self._redraw_scores()
+        self._redraw_frame_overlays()
+        self._update_actions()
+
+    # ================================================================ edits (all undoable)
+
+    def _editable(self) -> bool:
+        return self.document is not None and self._active_run is None
+
+    def undo(self) -> None:
+        if self._editable():
+            self.undo_stack.undo()
+
+    def redo(self) -> None:
+        if self._editable():
+            self.undo_stack.redo()
+
+    def begin_new_box(self) -> None:
+        if self._editable():
+            self.frame_view.begin_drawing()
+            self.statusBar().showMessage("drag on the frame to draw the new track's box (Esc cancels)", 5000)
+
+    def _box_drawn(self, box: tuple) -> None:
+        if not self._editable():
+            return
+        command = commands.NewTrackCommand(self.document, self.frame_index, self._clip(box))
+        self.undo_stack.push(command)
+        self.select_track(command.track_id)
+
+    def _box_edited(self, box: tuple) -> None:
+        if not self._editable() or self.current_track is None:
+            return
+        self.undo_stack.push(commands.SetBoxCommand(self.document, self.current_track, self.frame_index,
+                                                    self._clip(box)))
+
+    def _clip(self, box: tuple) -> tuple:
+        """Keep a box's top-left corner on the frame; a box may extend past the edge."""
+        width, height = self.document.frame_size
+        x, y, w, h = box
+        return (min(max(x, -w + 1), width - 1), min(max(y, -h + 1), height - 1), w, h)
+
+    def delete_track(self, track_id: int | None) -> None:
+        if self._editable() and track_id is not None and track_id in self.document.tracks:
+            self.undo_stack.push(commands.DeleteTrackCommand(self.document, track_id))
+            self.select_track(next(iter(self.document.tracks), None))
+
+    def _rename_track(self, track_id: int, label: str) -> None:
+        if self._editable():
+            self.undo_stack.push(commands.RenameTrackCommand(self.document, track_id, label))
+
+    def _recolor_track(self, track_id: int, colour: tuple) -> None:
+        if self._editable():
+            self.undo_stack.push(commands.RecolorTrackCommand(self.document, track_id, colour))
+
+    def toggle_flag(self, flag: Flag) -> None:
+        if self._editable() and self.current_track is not None:
+            self.undo_stack.push(commands.ToggleFlagCommand(self.document, self.current_track,
+                                                            self.frame_index, flag))
+
+    def interpolate_gap(self) -> None:
+        """Interpolate the frames between the two keyframes around the current frame
+        (or, on a keyframe, after it: before it when it is the last one)."""
+        if not self._editable() or self.current_track is None:
+            return
+        keys = self.document.keyframes(self.current_track)
+        after = keys[keys > self.frame_index]
+        before = keys[keys < self.frame_index] if self.frame_index not in keys or not len(after) else \
+            np.array([self.frame_index])
+        if not len(before) or not len(after):
+            self.statusBar().showMessage("interpolation needs a keyframe before and after this frame", 5000)
+            return
+        self._interpolate([(int(before[-1]) + 1, int(after[0]))])
+
+    def interpolate_empty(self) -> None:
+        """Interpolate every run of frames that has no box at all."""
+        if not self._editable() or self.current_track is None:
+            return
+        track = self.document.track(self.current_track)
+        empty = (track.origin == Origin.NONE).astype(np.int8)
+        edges = np.diff(np.concatenate(([0], empty, [0])))
+        runs = list(zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist()))
+        self._interpolate(runs)
+
+    def _interpolate(self, ranges: list[tuple[int, int]]) -> None:
+        ranges = [(a, b) for a, b in ranges if b > a]
+        if not ranges:
+            return
+        command = commands.InterpolateCommand(self.document, self.current_track, ranges)
+        self.undo_stack.push(command)
+        self.statusBar().showMessage(f"interpolated {command.written} frames", 4000)
+
+    def _toggle_keep_maps(self, keep: bool) -> None:
+        if self.document is not None:
+            self.document.keep_maps = bool(keep)
+
+    def _threshold_changed(self, value: float) -> None:
+        self.settings.setValue("track/review_threshold", float(value))
+        if self.document is not None:
+            self.document.review_threshold = float(value)
+        self.score_plot.set_threshold(value)
+
+    # ================================================================ tracking
+
+    def start_tracking(self, direction: int, max_frames: int | None = -1) -> bool:
+        """Track the current track from the current frame; ``max_frames`` -1 means the toolbar's value."""
+        if not self._editable() or self.current_track is None or self.tracking.busy:
+            return False
+        box = self.document.get_frame_state(self.current_track, self.frame_index).box
+        if box is None:
+            self.statusBar().showMessage("the current track has no box on this frame to start from", 5000)
+            return False
+        if max_frames == -1:
+            max_frames = self.frames_spin.value() or None
+        count = self.document.frame_count
+        if direction > 0:
+            low, high = self.frame_index, count if max_frames is None else min(count, self.frame_index + max_frames + 1)
+        else:
+            low, high = 0 if max_frames is None else max(0, self.frame_index - max_frames), self.frame_index + 1
+        track = self.document.track(self.current_track)
+        keyframes = {int(f): tuple(float(v) for v in track.boxes[f])
+                     for f in self.document.keyframes(self.current_track)
+                     if low <= f < high and f != self.frame_index and np.isfinite(track.boxes[f]).all()}
+        self._run_counter += 1
+        request = RunRequest(run_id=self._run_counter, track_id=self.current_track, start_frame=self.frame_index,
+                             start_box=box, direction=1 if direction > 0 else -1, max_frames=max_frames,
+                             score_threshold=self.document.review_threshold, keyframes=keyframes)
+        self._active_run = _ActiveRun(request, self.document.get_range(self.current_track, low, high))
+        self.play_timer.stop()
+        self.frame_view.cancel_drawing()
+        self.progress.setRange(0, max_frames or 0)
+        self.progress.setValue(0)
+        self.progress.setVisible(True)
+        self.fps_label.setText("starting…" if self.models_ready else "loading models…")
+        self.tracking.run(request)
+        self._update_actions()
+        self._redraw_frame_overlays()
+        return True
+
+    def stop_tracking(self) -> None:
+        if self.frame_view.drawing:
+            self.frame_view.cancel_drawing()
+        if self._active_run is not None:
+            self.tracking.stop()
+
+    @property
+    def tracking_active(self) -> bool:
+        return self._active_run is not None
+
+    def _tracking_step(self, step: FrameStep) -> None:
+        run = self._active_run
+        if run is None or step.run_id != run.request.run_id or self.document is None:
+            return
+        for name, result in step.results.items():
+            try:
+                self.document.apply_tracking(step.track_id, step.frame_index, result.box, result.score, name)
+            except InputError as error:  # a degenerate box: keep the run going, say so
+                self.statusBar().showMessage(f"frame {step.frame_index + 1}: {error}", 4000)
+            if result.maps:
+                self.document.store_maps(name, step.frame_index, result.maps)
+        self.results[(step.track_id, step.frame_index)] = step.results
+        while len(self.results) > RESULT_CACHE_FRAMES:
+            self.results.popitem(last=False)
+        self.fps_label.setText(f"{step.frames_done} frames, {step.fps:.1f} fps")
+        self.progress.setValue(step.frames_done)
+        self.set_frame(step.frame_index)
+
+    def _tracking_finished(self, end: RunEnd) -> None:
+        run = self._active_run
+        if run is None or end.run_id != run.request.run_id:
+            return
+        self._active_run = None
+        self.progress.setVisible(False)
+        before = run.before
+        if end.reason == "decode_failed" and before.start <= end.last_frame < before.stop:
+            flags = Flag(int(self.document.track(end.track_id).flags[end.last_frame]))
+            self.document.set_flags(end.track_id, end.last_frame, flags | Flag.DECODE_FAILED)
+        after = self.document.get_range(end.track_id, before.start, before.stop)
+        if _slices_differ(before, after):
+            direction = "forward" if run.request.direction > 0 else "backward"
+            self.undo_stack.push(commands.TrackingRunCommand(
+                self.document, end.track_id, before, f"Track {direction} {end.frames_done} frames"))
+        message = REASONS[end.reason].format(n=end.frames_done, frame=end.last_frame + 1,
+                                             threshold=run.request.score_threshold)
+        if end.message:
+            message = f"{message}: {end.message}"
+        if end.reason in ("error", "decode_failed"):
+            self.show_error(message)
+        else:
+            self.statusBar().showMessage(message, 8000)
+        self._update_actions()
+        self._redraw_frame_overlays()
+        self.runFinished.emit(end)
+
+    def _models_loaded(self, descriptions: list[str]) -> None:
+        self.models_ready = True
+        self.model_label.setText(" · ".join(descriptions))
+        self.modelsReady.emit(descriptions)
+
+    # ================================================================ drawing
+
+    def _document_changed(self, change: Change) -> None:
+        if change.kind in ("track_added", "track_removed", "track_style"):
+            self._tracks_changed = True
+        if not self._redraw_pending:
+            self._redraw_pending = True
+            QtCore.QTimer.singleShot(0, self._redraw_document)
+
+    def _redraw_document(self) -> None:
+        self._redraw_pending = False
+        if self.document is None:
+            return
+        if self._tracks_changed:
+            self._tracks_changed = False
+            if self.current_track not in self.document.tracks:
+                self.current_track = next(iter(self.document.tracks), None)
+            self.track_list.refresh(self.current_track)
+            self.timeline.updateGeometry()
+        self.timeline.set_current(self.frame_index, self.current_track)
+        self._redraw_scores()
+        self._redraw_frame_overlays()
+        self._update_title()
+        self._update_actions()
+
+    def _redraw_scores(self) -> None:
+        if self.document is None or self.current_track is None:
+            self.score_plot.set_scores({})
+            return
+        track = self.document.track(self.current_track)
+        self.score_plot.set_scores({name: track.variant_scores[name] for name in self.variant_names
+                                    if name in track.variant_scores})
+
+    def current_results(self) -> dict[str, TrackResult | None]:
+        """Each variant's result on the current frame for the current track, when this
+        session tracked it (or the project kept its maps) and the frame still holds it."""
+        shown: dict[str, TrackResult | None] = {name: None for name in self.variant_names}
+        if self.document is None or self.current_track is None:
+            return shown
+        track = self.document.track(self.current_track)
+        cached = self.results.get((self.current_track, self.frame_index), {})
+        for name in self.variant_names:
+            boxes = track.variant_boxes.get(name)
+            if boxes is None or not np.isfinite(boxes[self.frame_index]).all():
+                continue  # undone or re-tracked since: the kept maps no longer belong here
+            if name in cached:
+                shown[name] = cached[name]
+            elif self.frame_index in self.document.maps.get(name, {}):
+                shown[name] = TrackResult(box=tuple(boxes[self.frame_index]),
+                                          score=float(track.variant_scores[name][self.frame_index]),
+                                          maps=self.document.maps[name][self.frame_index])
+        return shown
+
+    def _redraw_frame_overlays(self) -> None:
+        document, frame = self.document, self.frame_index
+        if document is None or frame < 0:
+            return
+        track_shapes, variant_shapes = [], []
+        if self.act_reference.isChecked() and self.reference_boxes is not None:
+            reference = self.reference_boxes[frame]
+            if np.isfinite(reference).all():
+                track_shapes.append(BoxShape(tuple(reference), (255, 255, 255), dashed=True, width=1.0))
+        editable = None
+        for track in document.tracks.values():
+            box = track.boxes[frame]
+            if not np.isfinite(box).all():
+                continue
+            if track.id == self.current_track and self._active_run is None:
+                editable = (tuple(box), track.color)
+            else:
+                width = 2.5 if track.id == self.current_track else 1.5
+                track_shapes.append(BoxShape(tuple(box), track.color, width=width))
+        if self.current_track is not None:
+            track = document.track(self.current_track)
+            for index, name in enumerate(self.variant_names):
+                boxes = track.variant_boxes.get(name)
+                if boxes is not None and np.isfinite(boxes[frame]).all():
+                    variant_shapes.append(BoxShape(tuple(boxes[frame]), VARIANT_COLOURS[index % len(VARIANT_COLOURS)],
+                                                   dashed=index > 0, width=1.5))
+        self.frame_view.set_track_boxes(track_shapes)
+        self.frame_view.set_variant_boxes(variant_shapes)
+        if editable is None:
+            self.frame_view.set_editable_box(None)
+        else:
+            self.frame_view.set_editable_box(*editable)
+        results = self.current_results()
+        self.inspect.grid.set_results(results)
+        chosen = results.get(self.inspect.variant)
+        self.frame_view.set_candidates(chosen.candidates if chosen is not None and self.inspect.show_candidates
+                                       else [])
+        overlay = self.inspect.overlay
+        if chosen is not None and overlay is not None and overlay in chosen.maps:
+            self.frame_view.set_overlay(chosen.maps[overlay], chosen.map_box)
+        else:
+            self.frame_view.set_overlay(None, None)
+        self._update_frame_label()
+
+    def _update_frame_label(self) -> None:
+        if self.document is None:
+            self.frame_label.setText("no video")
+            return
+        text = f"frame {self.frame_index + 1} / {self.document.frame_count}"
+        if self.current_track is not None:
+            state = self.document.get_frame_state(self.current_track, self.frame_index)
+            if state.origin != Origin.NONE:
+                text += f"  {state.origin.name.lower()}"
+            if math.isfinite(state.score):
+                text += f"  {state.score:.2f}"
+            for flag in Flag:
+                if state.flags & flag:
+                    text += f"  [{flag.name.lower().replace('_', ' ')}]"
+        self.frame_label.setText(text)
+
+    def _update_title(self) -> None:
+        if self.document is None:
+            self.setWindowTitle("HNSE Studio")
+            return
+        name = self.project_path.name if self.project_path else f"{Path(self.document.video_path).name} (unsaved)"
+        self.setWindowTitle(f"{name}[*] — HNSE Studio")
+        self.setWindowModified(self.document.dirty)
+
+    def _update_actions(self) -> None:
+        has_document = self.document is not None
+        running = self._active_run is not None
+        has_track = has_document and self.current_track is not None
+        editable = has_document and not running
+        for action in (self.act_save, self.act_save_as, self.act_export_mot, self.act_new_box,
+                       self.act_play, self.act_next, self.act_prev, self.act_next10, self.act_prev10,
+                       self.act_first, self.act_last, self.act_goto):
+            action.setEnabled(has_document and (editable or action not in (self.act_new_box, self.act_play)))
+        for action in (self.act_delete_track, self.act_interpolate, self.act_interpolate_all, self.act_occluded,
+                       self.act_absent, self.act_review, self.act_track_fwd, self.act_track_back):
+            action.setEnabled(has_track and editable)
+        self.act_export_txt.setEnabled(has_track)
+        self.act_stop.setEnabled(running)
+        self.act_undo.setEnabled(editable and self.undo_stack.canUndo())
+        self.act_redo.setEnabled(editable and self.undo_stack.canRedo())
+        self.act_undo.setText(f"&Undo {self.undo_stack.undoText()}".rstrip())
+        self.act_redo.setText(f"&Redo {self.undo_stack.redoText()}".rstrip())
+
+    # ================================================================ window events
+
+    def dragEnterEvent(self, event: QtGui.QDragEnterEvent) -> None:
+        if event.mimeData().hasUrls() and any(url.isLocalFile() for url in event.mimeData().urls()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QtGui.QDropEvent) -> None:
+        paths = [url.toLocalFile() for url in event.mimeData().urls() if url.isLocalFile()]
+        if paths:
+            event.acceptProposedAction()
+            self.open_path(paths[0])
+
+    def closeEvent(self, event: QtGui.QCloseEvent) -> None:
+        if not self.maybe_save():
+            event.ignore()
+            return
+        self.play_timer.stop()
+        self.autosaver.attach(None, None)
+        self.tracking.shutdown()
+        if self.source is not None:
+            self.source.close()
+        event.accept()
+
+
+def _slices_differ(a: TrackSlice, b: TrackSlice) -> bool:
+    def same(x, y):
+        return np.array_equal(x, y, equal_nan=True)
+
+    return not (same(a.boxes, b.boxes) and same(a.origin, b.origin) and same(a.flags, b.flags)
+                and same(a.scores, b.scores)
+                and set(a.variant_scores) == set(b.variant_scores)
+                and all(same(a.variant_scores[k], b.variant_scores[k]) for k in a.variant_scores)
+                and all(same(a.variant_boxes[k], b.variant_boxes[k]) for k in a.variant_boxes))

@@ -1,0 +1,113 @@
+"""The track list: every track with its id, label and colour; selecting one makes it current.
+
+The list only asks; the main window turns requests into undoable commands:
+:attr:`TrackList.renameRequested` after an in-place label edit (double-click),
+:attr:`TrackList.recolorRequested` from the colour button, :attr:`TrackList.newRequested`
+and :attr:`TrackList.deleteRequested` from the other buttons.
+"""
+from __future__ import annotations
+
+from PyQt5 import QtCore, QtGui, QtWidgets
+
+from hnse_gui.document import Document
+
+TRACK_ID_ROLE = QtCore.Qt.UserRole
+
+
+def colour_icon(colour: tuple[int, int, int], size: int = 14) -> QtGui.QIcon:
+    pixmap = QtGui.QPixmap(size, size)
+    pixmap.fill(QtGui.QColor(*colour))
+    return QtGui.QIcon(pixmap)
+
+
+class TrackList(QtWidgets.QWidget):
+    trackSelected = QtCore.pyqtSignal(int)
+    renameRequested = QtCore.pyqtSignal(int, str)
+    recolorRequested = QtCore.pyqtSignal(int, tuple)
+    newRequested = QtCore.pyqtSignal()
+    deleteRequested = QtCore.pyqtSignal(int)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.list = QtWidgets.QListWidget()
+        self.list.setEditTriggers(QtWidgets.QAbstractItemView.DoubleClicked
+                                  | QtWidgets.QAbstractItemView.EditKeyPressed)
+        self.list.currentItemChanged.connect(self._current_changed)
+        self.list.itemChanged.connect(self._item_edited)
+        self.new_button = QtWidgets.QPushButton("New")
+        self.new_button.setToolTip("Draw a box on the frame to start a new track")
+        self.delete_button = QtWidgets.QPushButton("Delete")
+        self.colour_button = QtWidgets.QPushButton("Colour…")
+        for button in (self.new_button, self.delete_button, self.colour_button):
+            button.setFocusPolicy(QtCore.Qt.NoFocus)
+        self.new_button.clicked.connect(self.newRequested)
+        self.delete_button.clicked.connect(self._delete_clicked)
+        self.colour_button.clicked.connect(self._colour_clicked)
+        buttons = QtWidgets.QHBoxLayout()
+        for button in (self.new_button, self.delete_button, self.colour_button):
+            buttons.addWidget(button)
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        title = QtWidgets.QLabel("Tracks")
+        title.setStyleSheet("font-weight: bold")
+        layout.addWidget(title)
+        layout.addWidget(self.list)
+        layout.addLayout(buttons)
+        self._document: Document | None = None
+        self._filling = False
+
+    def set_document(self, document: Document | None) -> None:
+        self._document = document
+        self.refresh()
+
+    def refresh(self, current: int | None = None) -> None:
+        """Rebuild the rows from the document; ``current`` is the track to keep selected."""
+        self._filling = True
+        try:
+            self.list.clear()
+            tracks = self._document.tracks.values() if self._document else ()
+            for track in tracks:
+                item = QtWidgets.QListWidgetItem(colour_icon(track.color), track.label)
+                item.setData(TRACK_ID_ROLE, track.id)
+                item.setToolTip(f"track {track.id}: double-click to rename")
+                item.setFlags(item.flags() | QtCore.Qt.ItemIsEditable)
+                self.list.addItem(item)
+                if track.id == current:
+                    self.list.setCurrentItem(item)
+        finally:
+            self._filling = False
+        self.delete_button.setEnabled(self.current_id() is not None)
+        self.colour_button.setEnabled(self.current_id() is not None)
+
+    def current_id(self) -> int | None:
+        item = self.list.currentItem()
+        return None if item is None else int(item.data(TRACK_ID_ROLE))
+
+    def _current_changed(self, item, _previous) -> None:
+        if self._filling or item is None:
+            return
+        self.delete_button.setEnabled(True)
+        self.colour_button.setEnabled(True)
+        self.trackSelected.emit(int(item.data(TRACK_ID_ROLE)))
+
+    def _item_edited(self, item: QtWidgets.QListWidgetItem) -> None:
+        if self._filling or self._document is None:
+            return
+        track_id = int(item.data(TRACK_ID_ROLE))
+        label = item.text().strip()
+        if label and label != self._document.track(track_id).label:
+            self.renameRequested.emit(track_id, label)
+
+    def _delete_clicked(self) -> None:
+        track_id = self.current_id()
+        if track_id is not None:
+            self.deleteRequested.emit(track_id)
+
+    def _colour_clicked(self) -> None:
+        track_id = self.current_id()
+        if track_id is None or self._document is None:
+            return
+        colour = QtWidgets.QColorDialog.getColor(QtGui.QColor(*self._document.track(track_id).color), self,
+                                                 "Track colour")
+        if colour.isValid():
+            self.recolorRequested.emit(track_id, (colour.red(), colour.green(), colour.blue()))
