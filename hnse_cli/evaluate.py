@@ -1,10 +1,112 @@
-"""Placeholder until this subcommand is built."""
-from model.errors import HNSEError
+"""``python main.py eval``: one-pass evaluation of trackers on a dataset of sequences.
+
+    python main.py eval --dataset ../shared/data/sequences \\
+        --tracker hnse:resources/weights/lite_he.pt --tracker opencv:CSRT \\
+        --json results.json --plots plots/
+
+Progress goes to stderr, the summary table to stdout, every score (per tracker,
+per sequence and overall) to the JSON file.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
 
 
-def add_arguments(parser):
-    pass
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    # The help names what model.evaluate accepts; importing it here would load OpenCV on every start.
+    parser.add_argument("--dataset", required=True, metavar="DIR",
+                        help="folder of sequence folders (OTB, VOT, GOT-10k or LaSOT layout), or one sequence")
+    parser.add_argument("--tracker", required=True, action="append", metavar="NAME",
+                        help="tracker to evaluate, repeatable: hnse:WEIGHTS_FILE or opencv:CSRT|KCF|MIL|NANO")
+    parser.add_argument("--json", metavar="FILE", help="write all scores to this JSON file")
+    parser.add_argument("--plots", metavar="DIR", help="write success and precision plots (PNG) here")
+    parser.add_argument("--sequences", metavar="A,B", help="evaluate only these sequences (comma-separated)")
+    parser.add_argument("--max-frames", type=int, metavar="N", help="use only the first N frames of each sequence")
+    parser.add_argument("--nanotrack-dir", metavar="DIR",
+                        help="folder with NanoTrack's ONNX files for opencv:NANO (default: $HNSE_NANOTRACK_DIR, "
+                             "else ../shared/data/baselines/nanotrack)")
 
 
-def run(args):
-    raise HNSEError("this subcommand is not built yet")
+class ProgressLine:
+    """Progress on stderr: one line redrawn in place on a terminal, a line per sequence otherwise."""
+
+    def __init__(self, stream=sys.stderr, interval_s: float = 0.2):
+        self.stream = stream
+        self.interactive = stream.isatty()
+        self.interval_s = interval_s
+        self._last_draw = 0.0
+
+    def __call__(self, tracker: str, sequence: str, done: int, total: int) -> None:
+        finished = done == total
+        if self.interactive:
+            now = time.monotonic()
+            if finished or now - self._last_draw >= self.interval_s:
+                self._last_draw = now
+                self.stream.write(f"\r\x1b[K{tracker}  {sequence}  {done}/{total}" + ("\n" if finished else ""))
+                self.stream.flush()
+        elif finished:
+            print(f"{tracker}  {sequence}  {total} frames", file=self.stream, flush=True)
+
+
+def _format(value: float | None, digits: int = 3) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def summary_table(result: dict) -> str:
+    """The overall scores, one row per tracker, then the success AUC per sequence."""
+    trackers = result["trackers"]
+    columns = [("success_auc", "AUC", 3), ("precision_20", "P@20", 3), ("norm_precision_20", "NP@0.2", 3),
+               ("ao", "AO", 3), ("sr50", "SR0.5", 3), ("sr75", "SR0.75", 3), ("fps", "fps", 1)]
+    name_width = max(len("tracker"), *(len(name) for name in trackers))
+    lines = [f"{'tracker':<{name_width}}" + "".join(f"{title:>8}" for _, title, _ in columns)
+             + f"{'frames':>8}{'failed':>8}"]
+    for name, scores in trackers.items():
+        overall = scores["overall"]
+        lines.append(f"{name:<{name_width}}" + "".join(f"{_format(overall[key], digits):>8}" for key, _, digits in columns)
+                     + f"{overall['frames']:>8}{overall['failed_frames']:>8}")
+    sequence_names = list(next(iter(trackers.values()))["sequences"])
+    sequence_width = max(len("success AUC"), *(len(s) for s in sequence_names))
+    tracker_width = max(12, *(len(name) + 2 for name in trackers))
+    lines += ["", f"{'success AUC':<{sequence_width}}" + "".join(f"{name:>{tracker_width}}" for name in trackers)]
+    for sequence in sequence_names:
+        lines.append(f"{sequence:<{sequence_width}}" + "".join(
+            f"{_format(scores['sequences'][sequence]['success_auc']):>{tracker_width}}" for scores in trackers.values()))
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    import cv2
+
+    from model.data.sequences import read_dataset
+    from model.errors import InputError
+    from model.evaluate import evaluate, plot_curves, reports_to_json, tracker_factory
+
+    if args.max_frames is not None and args.max_frames < 1:
+        raise InputError(f"--max-frames must be at least 1, not {args.max_frames}")
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # NanoTrack's DNN warnings are noise here
+    factories = {name: tracker_factory(name, nanotrack_dir=args.nanotrack_dir) for name in args.tracker}
+    sequences = read_dataset(args.dataset)
+    if args.sequences:
+        wanted = [name.strip() for name in args.sequences.split(",") if name.strip()]
+        by_name = {sequence.name: sequence for sequence in sequences}
+        unknown = [name for name in wanted if name not in by_name]
+        if unknown:
+            raise InputError(f"{args.dataset}: no sequence {', '.join(map(repr, unknown))}; "
+                             f"it has {', '.join(by_name)}")
+        sequences = [by_name[name] for name in wanted]
+
+    reports = evaluate(factories, sequences, max_frames=args.max_frames, progress=ProgressLine())
+    result = {"dataset": str(Path(args.dataset).resolve()), "max_frames": args.max_frames, **reports_to_json(reports)}
+    if args.json:
+        path = Path(args.json)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(result, indent=2, allow_nan=False) + "\n")
+    if args.plots:
+        for plot in plot_curves(reports, args.plots):
+            print(f"wrote {plot}", file=sys.stderr)
+    print(summary_table(result))
+    return 0

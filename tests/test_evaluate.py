@@ -1,0 +1,161 @@
+"""The one-pass harness and ``main.py eval``: real OpenCV trackers on real and synthetic sequences."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from main import main
+from model.data.sequences import read_sequence
+from model.errors import InputError
+from model.evaluate import OpenCVTracker, evaluate, make_tracker, tracker_factory
+from model.result import TrackResult
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+SEQUENCES = SHARED_DATA / "sequences"
+NANOTRACK = SHARED_DATA / "baselines" / "nanotrack"
+SCORE_KEYS = {"success_auc", "precision_20", "norm_precision_20", "ao", "sr50", "sr75", "fps", "frames", "failed_frames"}
+
+needs_sequences = pytest.mark.skipif(not (SEQUENCES / "Dudek20").is_dir(), reason="shared data not available")
+
+
+def moving_square_sequence(folder: Path, count: int = 12) -> list[tuple[float, float, float, float]]:
+    """A textured square gliding over a dark background, with its ground truth; returns the boxes."""
+    (folder / "img").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    texture = rng.integers(100, 255, (24, 24, 3), dtype=np.uint8)
+    boxes = []
+    for index in range(count):
+        frame = np.full((120, 160, 3), 30, np.uint8)
+        x, y = 20 + 4 * index, 40 + 2 * index
+        frame[y:y + 24, x:x + 24] = texture
+        cv2.imwrite(str(folder / "img" / f"{index + 1:05d}.jpg"), frame, [cv2.IMWRITE_JPEG_QUALITY, 95])
+        boxes.append((x, y, 24, 24))
+    (folder / "groundtruth.txt").write_text("".join(f"{x},{y},{w},{h}\n" for x, y, w, h in boxes))
+    return boxes
+
+
+@needs_sequences
+def test_cli_evaluates_opencv_trackers_on_dudek(tmp_path, capsys):
+    out = tmp_path / "eval.json"
+    code = main(["eval", "--dataset", str(SEQUENCES), "--tracker", "opencv:KCF", "--tracker", "opencv:CSRT",
+                 "--sequences", "Dudek20", "--max-frames", "20", "--json", str(out), "--plots", str(tmp_path / "plots")])
+    assert code == 0
+    result = json.loads(out.read_text())
+    assert set(result["trackers"]) == {"opencv:KCF", "opencv:CSRT"}
+    for name, scores in result["trackers"].items():
+        assert SCORE_KEYS <= set(scores["overall"])
+        assert len(scores["overall"]["success_curve"]) == 21 and len(scores["overall"]["precision_curve"]) == 51
+        sequence = scores["sequences"]["Dudek20"]
+        assert SCORE_KEYS <= set(sequence)
+        assert sequence["frames"] == 20 and sequence["failed_frames"] == 0 and sequence["init_frame"] == 0
+        for key in ["success_auc", "precision_20", "norm_precision_20", "ao", "sr50", "sr75"]:
+            assert 0.0 <= sequence[key] <= 1.0, (name, key)
+        assert sequence["fps"] > 0
+    assert result["trackers"]["opencv:CSRT"]["overall"]["success_auc"] > 0.3
+    assert result["trackers"]["opencv:CSRT"]["overall"]["precision_20"] > 0.5
+
+    table = capsys.readouterr().out
+    assert "opencv:KCF" in table and "opencv:CSRT" in table and "Dudek20" in table
+    for plot in ["success.png", "precision.png", "norm_precision.png"]:
+        image = cv2.imread(str(tmp_path / "plots" / plot))
+        assert image is not None and image.shape[0] > 100
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["--tracker", "opencv:BOOSTING"], "unknown tracker 'opencv:BOOSTING'"),
+        (["--tracker", "hnse:"], "unknown tracker 'hnse:'"),
+        (["--tracker", "hnse:no/such/weights.pt"], "no/such/weights.pt: no such weights file"),
+        (["--tracker", "opencv:KCF", "--max-frames", "0"], "--max-frames must be at least 1"),
+    ],
+)
+def test_cli_refuses_bad_trackers_with_one_line(tmp_path, capsys, arguments, message):
+    assert main(["eval", "--dataset", str(tmp_path), *arguments]) == 2
+    error = capsys.readouterr().err
+    assert message in error and error.count("\n") == 1
+
+
+def test_cli_refuses_bad_datasets(tmp_path, capsys):
+    assert main(["eval", "--dataset", str(tmp_path / "missing"), "--tracker", "opencv:KCF"]) == 2
+    assert "missing: no such dataset folder" in capsys.readouterr().err
+    moving_square_sequence(tmp_path / "square")
+    assert main(["eval", "--dataset", str(tmp_path / "square"), "--tracker", "opencv:KCF", "--sequences", "x"]) == 2
+    assert "no sequence 'x'; it has square" in capsys.readouterr().err
+    (tmp_path / "square" / "groundtruth.txt").write_text("1,2,3\n")
+    assert main(["eval", "--dataset", str(tmp_path), "--tracker", "opencv:KCF"]) == 2
+    assert "groundtruth.txt line 1: expected 4 values" in capsys.readouterr().err
+
+
+def test_harness_starts_at_first_present_box_and_skips_broken_frames(tmp_path):
+    boxes = moving_square_sequence(tmp_path / "square")
+    lines = ["NaN,NaN,NaN,NaN"] + [",".join(map(str, box)) for box in boxes[1:]]
+    (tmp_path / "square" / "groundtruth.txt").write_text("\n".join(lines) + "\n")
+    (tmp_path / "square" / "img" / "00006.jpg").write_bytes(b"broken")
+    sequence = read_sequence(tmp_path / "square")
+    progress = []
+
+    reports = evaluate({"kcf": tracker_factory("opencv:KCF")}, [sequence],
+                       progress=lambda *update: progress.append(update))
+    run = reports["kcf"].runs[0]
+    assert run.init_index == 1 and run.failed_frames == [5]
+    assert run.tracker_calls == 10 and reports["kcf"].frames == 10 and reports["kcf"].failed_frames == 1
+    assert np.isnan(run.boxes[[0, 5]]).all() and not np.isnan(run.boxes[[1, 2, 4, 6, 11]]).any()
+    np.testing.assert_array_equal(run.boxes[1], boxes[1])  # the initial box is the output of the first frame
+    assert run.metrics.frames == 10 and run.metrics.overlaps.size == 9
+    assert run.metrics.success_auc > 0.6  # an easy, textured target
+    assert progress[-1] == ("kcf", "square", 12, 12)
+
+
+def test_max_frames_limits_every_sequence(tmp_path):
+    moving_square_sequence(tmp_path / "square")
+    reports = evaluate({"mil": tracker_factory("opencv:MIL")}, [read_sequence(tmp_path / "square")], max_frames=5)
+    run = reports["mil"].runs[0]
+    assert run.boxes.shape == (5, 4) and run.tracker_calls == 5 and run.metrics.frames == 5
+
+
+def test_opencv_wrapper_gives_track_results_and_restarts(tmp_path):
+    boxes = moving_square_sequence(tmp_path / "square", count=4)
+    sequence_frames = [cv2.imread(str(p)) for p in sorted((tmp_path / "square" / "img").iterdir())]
+    tracker = make_tracker("opencv:CSRT")
+    assert isinstance(tracker, OpenCVTracker)
+    for _ in range(2):  # init() starts over with a fresh OpenCV tracker
+        tracker.init(sequence_frames[0], boxes[0])
+        result = tracker.track(sequence_frames[1])
+        assert isinstance(result, TrackResult) and 0.0 <= result.score <= 1.0
+        assert abs(result.box[0] - boxes[1][0]) <= 3 and abs(result.box[1] - boxes[1][1]) <= 3
+
+
+@pytest.mark.skipif(not NANOTRACK.is_dir(), reason="NanoTrack ONNX files not available")
+def test_nanotrack_loads_from_the_shared_folder_or_the_environment(tmp_path, monkeypatch):
+    boxes = moving_square_sequence(tmp_path / "square", count=3)
+    frames = [cv2.imread(str(p)) for p in sorted((tmp_path / "square" / "img").iterdir())]
+    monkeypatch.setenv("HNSE_NANOTRACK_DIR", str(NANOTRACK))
+    tracker = make_tracker("opencv:NANO")
+    tracker.init(frames[0], boxes[0])
+    result = tracker.track(frames[1])
+    assert 0.0 <= result.score <= 1.0 and result.box[2] > 0
+
+    monkeypatch.setenv("HNSE_NANOTRACK_DIR", str(tmp_path))
+    with pytest.raises(InputError, match="nanotrack_backbone_sim.onnx: NanoTrack model file not found"):
+        make_tracker("opencv:NANO")
+
+
+@needs_sequences
+def test_hnse_checkpoint_goes_through_the_same_harness(tmp_path):
+    torch = pytest.importorskip("torch")
+    torch.set_num_threads(1)
+    from model.checkpoint import save_checkpoint
+    from model.tracker import Tracker
+
+    random_tracker = Tracker.random(seed=0)
+    save_checkpoint(tmp_path / "random.pt", random_tracker.net, random_tracker.config)
+    sequence = read_sequence(SEQUENCES / "Dudek20")
+    reports = evaluate({"hnse": tracker_factory(f"hnse:{tmp_path / 'random.pt'}")}, [sequence], max_frames=4)
+    run = reports["hnse"].runs[0]
+    assert run.tracker_calls == 4 and not np.isnan(run.boxes).any() and run.fps > 0
+    assert np.all((run.scores >= 0) & (run.scores <= 1))
