@@ -200,7 +200,7 @@ class VideoSource(FrameSource):
             return self._count_by_decoding(limit=None)
         claimed = int(claimed)
         try:
-            self._cache[claimed - 1] = self._read_exact(claimed - 1)
+            self._cache[claimed - 1] = self._decode(claimed - 1)
             return claimed
         except FrameDecodeError:
             return self._count_by_decoding(limit=claimed)
@@ -229,9 +229,6 @@ class VideoSource(FrameSource):
         return self._fps
 
     def _decode(self, index: int) -> np.ndarray:
-        return self._read_exact(index)
-
-    def _read_exact(self, index: int) -> np.ndarray:
         if self._position != index and not self._seek(index):
             # The seek is not exact for this file, and left the decoder somewhere
             # unknown: decode forward from the start; failed frames count as frames.
