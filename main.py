@@ -20,6 +20,7 @@ COMMANDS = {
     "train": ("hnse_cli.train", "train a model from a YAML config"),
     "eval": ("hnse_cli.evaluate", "one-pass evaluation of trackers on a dataset"),
     "bench": ("hnse_cli.bench", "speed and memory benchmark"),
+    "tune": ("hnse_cli.tune", "tune tracking hyper-parameters of a weights file on development sequences"),
 }
 
 

@@ -82,8 +82,8 @@ class Tracker:
         from model.network import HNSENet
 
         torch.manual_seed(seed)
-        net_config = NetworkConfig(backbone=backbone, he_head=he_head,
-                                   pretrained=backbone == "efficientnet_lite0", **network)
+        network.setdefault("pretrained", backbone == "efficientnet_lite0")
+        net_config = NetworkConfig(backbone=backbone, he_head=he_head, **network)
         return cls(HNSENet(net_config), Config(network=net_config), inspect)
 
     # --- tracking ----------------------------------------------------------------------

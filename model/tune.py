@@ -1,0 +1,75 @@
+"""Tuning the online-tracking hyper-parameters (Sec. 3.5) on development sequences.
+
+Window influence, the penalty's ``k`` (Eq. 10) and the size learning rate move the
+success AUC by several points on their own. They are tuned by coordinate descent over
+small grids, one parameter at a time, on the development sequences only, and the chosen
+values are written into the weights file's config so they travel with the weights.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from model.checkpoint import read_checkpoint, save_checkpoint
+from model.config import config_from_dict
+from model.data.sequences import Sequence
+from model.evaluate import evaluate
+from model.tracker import Tracker
+
+GRID = {
+    "window_influence": (0.25, 0.35, 0.45, 0.55),
+    "penalty_k": (0.0, 0.04, 0.1, 0.2),
+    "size_lr": (0.2, 0.35, 0.5, 0.7),
+}
+
+
+def success_auc(tracker: Tracker, sequences: list[Sequence], max_frames: int | None) -> float:
+    reports = evaluate({"candidate": lambda: tracker}, sequences, max_frames=max_frames)
+    return float(reports["candidate"].overall.success_auc)
+
+
+def tune(tracker: Tracker, sequences: list[Sequence], rounds: int = 1, max_frames: int | None = None,
+         log: Callable[[str], None] = print) -> tuple[dict, float]:
+    """Coordinate descent over :data:`GRID`; returns (best track-config values, its AUC)."""
+    fast = Tracker(tracker.net, tracker.config, inspect=False)  # maps are not scored
+    best = {name: getattr(tracker.config.track, name) for name in GRID}
+    best_auc = success_auc(fast.with_track_config(**best), sequences, max_frames)
+    log(f"start {best} AUC {best_auc:.4f}")
+    for _ in range(rounds):
+        for name, values in GRID.items():
+            for value in values:
+                if value == best[name]:
+                    continue
+                trial = {**best, name: value}
+                auc = success_auc(fast.with_track_config(**trial), sequences, max_frames)
+                log(f"{name}={value}: AUC {auc:.4f}")
+                if auc > best_auc:
+                    best, best_auc = trial, auc
+    log(f"best {best} AUC {best_auc:.4f}")
+    return best, best_auc
+
+
+def write_track_config(weights: str | Path, values: dict, note: dict) -> None:
+    """Store tuned values in the weights file's config (atomically), with a note in meta."""
+    payload = read_checkpoint(weights)
+    config = config_from_dict(payload["config"], str(weights))
+    config = replace(config, track=replace(config.track, **values))
+    from model.network import HNSENet
+
+    net = HNSENet(replace(config.network, pretrained=False))
+    net.load_state_dict(payload["state_dict"])
+    meta = {**payload.get("meta", {}), "tuning": {**note, "track": asdict(config.track)}}
+    save_checkpoint(weights, net, config, meta)
+
+
+def tune_weights(weights: str | Path, sequences: list[Sequence], max_frames: int | None = None,
+                 log: Callable[[str], None] = print) -> dict:
+    torch.set_grad_enabled(False)
+    tracker = Tracker.from_checkpoint(weights)
+    best, auc = tune(tracker, sequences, max_frames=max_frames, log=log)
+    write_track_config(weights, best, {"success_auc": auc, "sequences": [s.name for s in sequences],
+                                       "max_frames": max_frames})
+    return best

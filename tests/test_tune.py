@@ -1,0 +1,39 @@
+"""Tracking hyper-parameter tuning writes its choice into the weights file."""
+import torch
+
+from model.checkpoint import read_checkpoint, save_checkpoint
+from model.config import Config, NetworkConfig
+from model.data.synthetic import synthetic_sequence
+from model.network import HNSENet
+from model.tracker import Tracker
+from model.tune import GRID, tune_weights
+
+
+def test_tune_stores_best_values_from_the_grid(tmp_path, monkeypatch):
+    torch.manual_seed(0)
+    net_config = NetworkConfig(pretrained=False, neck_channels=32, head_channels=32, tower_convs=1, embed_channels=16)
+    weights = tmp_path / "w.pt"
+    save_checkpoint(weights, HNSENet(net_config), Config(network=net_config), {"note": "kept"})
+    sequences = [synthetic_sequence(seed, length=6, size=(200, 160)) for seed in (1, 2)]
+    # Score each candidate by a known function of its values so the optimum is known.
+    target = {"window_influence": 0.55, "penalty_k": 0.1, "size_lr": 0.2}
+
+    def fake_auc(tracker, sequences, max_frames):
+        track = tracker.config.track
+        return -sum(abs(getattr(track, name) - value) for name, value in target.items())
+
+    monkeypatch.setattr("model.tune.success_auc", fake_auc)
+    best = tune_weights(weights, sequences, log=lambda line: None)
+    assert best == target
+    payload = read_checkpoint(weights)
+    assert {k: payload["config"]["track"][k] for k in GRID} == target
+    assert payload["meta"]["note"] == "kept" and "tuning" in payload["meta"]
+    assert Tracker.from_checkpoint(weights).config.track.window_influence == 0.55
+
+
+def test_success_auc_runs_the_real_tracker(tmp_path):
+    from model.tune import success_auc
+
+    tracker = Tracker.random(pretrained=False, neck_channels=32, head_channels=32, tower_convs=1, embed_channels=16)
+    auc = success_auc(tracker, [synthetic_sequence(3, length=5, size=(200, 160))], max_frames=5)
+    assert 0.0 <= auc <= 1.0
