@@ -93,6 +93,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._run_counter = 0
         self._redraw_pending = False
         self._tracks_changed = False
+        self._draw_target: int | None = None  # None: the next drawn box starts a new track
 
         self.undo_stack = QtWidgets.QUndoStack(self)
         self.tracking = TrackingThread(torch_threads, parent=self)
@@ -201,6 +202,10 @@ class MainWindow(QtWidgets.QMainWindow):
         self.undo_stack.indexChanged.connect(self._update_actions)
         self.act_new_box = a("&New track (draw a box)", self.begin_new_box, "N",
                              "Drag on the frame to draw the first box of a new track")
+        self.act_draw_box = a("Draw &box for current track", self.begin_box_for_track, "B",
+                              "Drag on the frame to give the current track a keyframe here")
+        self.act_keyframe = a("Make &keyframe here", self.make_keyframe, "K",
+                              "Keep this frame's box (or the nearest earlier one) as a manual keyframe")
         self.act_delete_track = a("&Delete track", lambda: self.delete_track(self.current_track), std.Delete)
         self.act_interpolate = a("&Interpolate around current frame", self.interpolate_gap, "I",
                                  "Fill the frames between the keyframes around the current frame")
@@ -252,7 +257,8 @@ class MainWindow(QtWidgets.QMainWindow):
         menus = {
             "&File": [self.act_open, self.act_open_project, None, self.act_save, self.act_save_as, None,
                       self.act_export_txt, self.act_export_mot, None, self.act_settings, None, self.act_quit],
-            "&Edit": [self.act_undo, self.act_redo, None, self.act_new_box, self.act_delete_track, None,
+            "&Edit": [self.act_undo, self.act_redo, None, self.act_new_box, self.act_draw_box, self.act_keyframe,
+                      self.act_delete_track, None,
                       self.act_interpolate, self.act_interpolate_all, None,
                       self.act_occluded, self.act_absent, self.act_review],
             "&Navigate": [self.act_play, self.act_next, self.act_prev, self.act_next10, self.act_prev10,
@@ -718,16 +724,41 @@ class MainWindow(QtWidgets.QMainWindow):
             self.undo_stack.redo()
 
     def begin_new_box(self) -> None:
+        """Next drag on the frame draws the first box of a new track."""
         if self._editable():
+            self._draw_target = None
             self.frame_view.begin_drawing()
             self.statusBar().showMessage("drag on the frame to draw the new track's box (Esc cancels)", 5000)
+
+    def begin_box_for_track(self) -> None:
+        """Next drag on the frame draws the current track's box on this frame (a keyframe)."""
+        if self._editable() and self.current_track is not None:
+            self._draw_target = self.current_track
+            self.frame_view.begin_drawing()
+            self.statusBar().showMessage("drag on the frame to draw this track's box here (Esc cancels)", 5000)
 
     def _box_drawn(self, box: tuple) -> None:
         if not self._editable():
             return
+        if self._draw_target is not None and self._draw_target in self.document.tracks:
+            self.undo_stack.push(commands.SetBoxCommand(self.document, self._draw_target, self.frame_index,
+                                                        self._clip(box)))
+            return
         command = commands.NewTrackCommand(self.document, self.frame_index, self._clip(box))
         self.undo_stack.push(command)
         self.select_track(command.track_id)
+
+    def make_keyframe(self) -> None:
+        """Mark this frame's box MANUAL; a frame without a box gets the nearest earlier one."""
+        if not self._editable() or self.current_track is None:
+            return
+        boxes = self.document.track(self.current_track).boxes[: self.frame_index + 1]
+        present = np.flatnonzero(np.isfinite(boxes).all(axis=1))
+        if not len(present):
+            self.statusBar().showMessage("no box on or before this frame to keep", 5000)
+            return
+        self.undo_stack.push(commands.SetBoxCommand(self.document, self.current_track, self.frame_index,
+                                                    tuple(boxes[present[-1]])))
 
     def _box_edited(self, box: tuple) -> None:
         if not self._editable() or self.current_track is None:
@@ -1028,7 +1059,7 @@ class MainWindow(QtWidgets.QMainWindow):
                        self.act_play, self.act_next, self.act_prev, self.act_next10, self.act_prev10,
                        self.act_first, self.act_last, self.act_goto):
             action.setEnabled(has_document and (editable or action not in (self.act_new_box, self.act_play)))
-        for action in (self.act_delete_track, self.act_interpolate, self.act_interpolate_all, self.act_occluded,
+        for action in (self.act_draw_box, self.act_keyframe, self.act_delete_track, self.act_interpolate, self.act_interpolate_all, self.act_occluded,
                        self.act_absent, self.act_review, self.act_track_fwd, self.act_track_back):
             action.setEnabled(has_track and editable)
         self.act_export_txt.setEnabled(has_track)

@@ -35,7 +35,8 @@ class VariantSpec:
     """One model variant: a name shown in the GUI and where its weights come from.
 
     ``weights`` is a checkpoint file; when it is None or missing the variant is a
-    :meth:`Tracker.random` network (``he_head``, ``seed``), for use before trained
+    :meth:`Tracker.random` network (``he_head``, ``seed``, and ``network``: pairs of
+    :class:`~model.config.NetworkConfig` fields to override), for use before trained
     weights exist.
     """
 
@@ -43,6 +44,7 @@ class VariantSpec:
     weights: str | None
     he_head: bool
     seed: int = 0
+    network: tuple[tuple[str, object], ...] = ()
 
     def describe(self) -> str:
         if self.weights and Path(self.weights).is_file():
@@ -152,7 +154,7 @@ class TrackingWorker(QtCore.QObject):
             if spec.weights and Path(spec.weights).is_file():
                 trackers[spec.name] = Tracker.from_checkpoint(spec.weights)
             else:
-                trackers[spec.name] = Tracker.random(he_head=spec.he_head, seed=spec.seed)
+                trackers[spec.name] = Tracker.random(he_head=spec.he_head, seed=spec.seed, **dict(spec.network))
         self._specs, self._trackers = list(specs), trackers
 
     @QtCore.pyqtSlot(object)
@@ -261,8 +263,12 @@ class TrackingThread(QtCore.QObject):
     def _run_finished(self, _end: RunEnd) -> None:
         self._busy = False
 
-    def shutdown(self, timeout_ms: int = 10000) -> None:
-        """Stop any run and end the thread; call once, when the window closes."""
+    def shutdown(self) -> None:
+        """Stop any run and end the thread; call once, when the window closes.
+
+        Waits without a time limit: a run ends after its current frame, but loading the
+        models cannot be interrupted, and a QThread destroyed while running aborts.
+        """
         self._stop.set()
         self._thread.quit()
-        self._thread.wait(timeout_ms)
+        self._thread.wait()
