@@ -139,3 +139,27 @@ def synthetic_sequence(seed: int, length: int = 100, size=(480, 360), distractor
                        objects=None, backgrounds=None) -> Sequence:
     source = SyntheticSequence(seed, length, size, distractors, objects, backgrounds)
     return Sequence(name=f"synthetic_{seed:04d}", frames=source, boxes=source.boxes.copy())
+
+
+def distractor_dataset(count: int = 8, length: int = 150, seed: int = 500, distractors: int = 3,
+                       objects_dir: str | Path | None = None) -> list[Sequence]:
+    """The synthetic distractor evaluation set: ``count`` sequences from seeds ``seed + i``.
+
+    Training draws its synthetic scenes from seeds ``train.seed * 1000 + i``, so the
+    default 500..507 never meet them for any ``train.seed >= 1``.
+    """
+    objects, backgrounds = load_object_library(objects_dir)
+    return [synthetic_sequence(seed + i, length, distractors=distractors, objects=objects, backgrounds=backgrounds)
+            for i in range(count)]
+
+
+def write_sequence(sequence: Sequence, folder: str | Path) -> Path:
+    """Write ``img/00001.jpg ...`` and ``groundtruth.txt`` (the development-set layout)."""
+    folder = Path(folder)
+    (folder / "img").mkdir(parents=True, exist_ok=True)
+    for index in range(len(sequence)):
+        cv2.imwrite(str(folder / "img" / f"{index + 1:05d}.jpg"), sequence.frames[index],
+                    [cv2.IMWRITE_JPEG_QUALITY, 92])
+    lines = [",".join(f"{v:.2f}" for v in box) for box in sequence.boxes]
+    (folder / "groundtruth.txt").write_text("\n".join(lines) + "\n")
+    return folder
