@@ -122,7 +122,12 @@ class _StopRequest:
 
 def train(config: Config, out_dir: str | Path, base_dir: Path | None = None, max_steps: int | None = None,
           device: str | None = None, progress: bool = True) -> dict:
-    """Train per ``config``; returns the last logged loss terms. Resumes from ``out_dir``."""
+    """Train per ``config``, resuming from ``out_dir``'s checkpoint if there is one.
+
+    Returns ``step`` (steps done), ``losses`` (the last logged loss terms),
+    ``interrupted`` and ``net``: this process's replica, which under DDP lets each
+    rank's weights be inspected (rank 0 alone writes the files).
+    """
     out_dir = Path(out_dir)
     ctx = init_distributed()
     tcfg = config.train
@@ -224,7 +229,7 @@ def train(config: Config, out_dir: str | Path, base_dir: Path | None = None, max
         log_file.close()
     if ctx.world_size > 1:
         dist.destroy_process_group()
-    return {"step": step, "losses": last, "interrupted": stop.requested}
+    return {"step": step, "losses": last, "interrupted": stop.requested, "net": net}
 
 
 def train_from_file(config_path: str | Path, out_dir: str | Path, **options) -> dict:
