@@ -19,7 +19,8 @@ from pathlib import Path
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     # The help names what model.evaluate accepts; importing it here would load OpenCV on every start.
     parser.add_argument("--dataset", required=True, metavar="DIR",
-                        help="folder of sequence folders (OTB, VOT, GOT-10k or LaSOT layout), or one sequence")
+                        help="folder of sequence folders (OTB, VOT, GOT-10k or LaSOT layout), or one sequence; "
+                             "synthetic[:COUNT] evaluates on the synthetic distractor set (8 sequences by default)")
     parser.add_argument("--tracker", required=True, action="append", metavar="NAME",
                         help="tracker to evaluate, repeatable: hnse:WEIGHTS_FILE or opencv:CSRT|KCF|MIL|NANO")
     parser.add_argument("--json", metavar="FILE", help="write all scores to this JSON file")
@@ -78,10 +79,29 @@ def summary_table(result: dict) -> str:
     return "\n".join(lines)
 
 
+SYNTHETIC = "synthetic"
+
+
+def _dataset(spec: str):
+    """A folder of sequences, or ``synthetic[:COUNT]``: the synthetic distractor set, its
+    objects cut from ../shared/data/train/coco128 when that folder exists."""
+    from model.data.sequences import read_dataset
+    from model.errors import InputError
+
+    if spec != SYNTHETIC and not spec.startswith(SYNTHETIC + ":"):
+        return read_dataset(spec)
+    from model.data.synthetic import distractor_dataset
+
+    count_text = spec.partition(":")[2] or "8"
+    if not count_text.isdigit() or int(count_text) < 1:
+        raise InputError(f"--dataset {spec}: COUNT must be a positive integer")
+    coco = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "train" / "coco128"
+    return distractor_dataset(int(count_text), objects_dir=coco if coco.is_dir() else None)
+
+
 def run(args: argparse.Namespace) -> int:
     import cv2
 
-    from model.data.sequences import read_dataset
     from model.errors import InputError
     from model.evaluate import evaluate, plot_curves, reports_to_json, tracker_factory
 
@@ -89,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--max-frames must be at least 1, not {args.max_frames}")
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # NanoTrack's DNN warnings are noise here
     factories = {name: tracker_factory(name, nanotrack_dir=args.nanotrack_dir) for name in args.tracker}
-    sequences = read_dataset(args.dataset)
+    sequences = _dataset(args.dataset)
     if args.sequences:
         wanted = [name.strip() for name in args.sequences.split(",") if name.strip()]
         by_name = {sequence.name: sequence for sequence in sequences}
@@ -100,7 +120,8 @@ def run(args: argparse.Namespace) -> int:
         sequences = [by_name[name] for name in wanted]
 
     reports = evaluate(factories, sequences, max_frames=args.max_frames, progress=ProgressLine())
-    result = {"dataset": str(Path(args.dataset).resolve()), "max_frames": args.max_frames, **reports_to_json(reports)}
+    dataset_name = args.dataset if args.dataset.startswith(SYNTHETIC) else str(Path(args.dataset).resolve())
+    result = {"dataset": dataset_name, "max_frames": args.max_frames, **reports_to_json(reports)}
     if args.json:
         path = Path(args.json)
         path.parent.mkdir(parents=True, exist_ok=True)
