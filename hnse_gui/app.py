@@ -87,6 +87,8 @@ class DemoRun(QtCore.QObject):
         if window.current_track is None:
             self._failed("the demo needs a sequence with a first box")
             return
+        window.document.autosave.enabled = False  # a demo's run is not work to keep
+        window.autosaver.restart()
         window.inspect.overlay_variant.setCurrentIndex(0)
         window.threshold_spin.setValue(0.0)  # the demo runs its N frames whatever the score
         if not window.start_tracking(1, self.frames):
@@ -167,6 +169,7 @@ def main(path: str | None = None, demo_frames: int | None = None, screenshot: st
     settings = (QtCore.QSettings(settings_file, QtCore.QSettings.IniFormat) if settings_file
                 else QtCore.QSettings())
     window = MainWindow(default_variants(), settings, recovery_dir(), torch_threads=torch_threads)
+    window.offer_recovery = demo_frames is None
     window.show()
     opened = window.open_path(path) if path else window.open_media(SAMPLE)
     if demo_frames is not None:

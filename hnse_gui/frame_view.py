@@ -82,8 +82,9 @@ class _RectPool:
         for item in self._items[len(shapes):]:
             item.setVisible(False)
 
-    def visible_count(self) -> int:
-        return sum(item.isVisible() for item in self._items)
+    def visible_colours(self) -> list[tuple[int, int, int]]:
+        """The (r, g, b) pen colour of each rectangle shown, in the order given to :meth:`show`."""
+        return [item.pen().color().getRgb()[:3] for item in self._items if item.isVisible()]
 
 
 class _FrameViewBox(pg.ViewBox):
@@ -118,6 +119,7 @@ class FrameView(pg.GraphicsView):
 
     boxDrawn = QtCore.pyqtSignal(tuple)  # (x, y, w, h) of a box drawn in "new box" mode
     boxEdited = QtCore.pyqtSignal(tuple)  # (x, y, w, h) after the user moved/resized the box
+    drawingChanged = QtCore.pyqtSignal(bool)  # "new box" mode entered / left
 
     def __init__(self, parent=None):
         super().__init__(parent, background=(30, 30, 34))
@@ -202,8 +204,9 @@ class FrameView(pg.GraphicsView):
             for c in candidates
         ])
 
-    def candidate_count(self) -> int:
-        return self._candidates.visible_count()
+    def candidate_colours(self) -> list[tuple[int, int, int]]:
+        """The colours of the candidates drawn, in the order of :meth:`set_candidates`."""
+        return self._candidates.visible_colours()
 
     # --- map overlay ------------------------------------------------------------------
 
@@ -226,10 +229,13 @@ class FrameView(pg.GraphicsView):
         """Enter "new box" mode: the next left-button drag draws a box instead of panning."""
         self.view.drawing = True
         self.setCursor(QtCore.Qt.CrossCursor)
+        self.drawingChanged.emit(True)
 
     def cancel_drawing(self) -> None:
-        self.view.drawing = False
-        self.unsetCursor()
+        if self.view.drawing:
+            self.view.drawing = False
+            self.unsetCursor()
+            self.drawingChanged.emit(False)
 
     @property
     def drawing(self) -> bool:

@@ -13,6 +13,8 @@ compared on the same scale. Maps are shown as stored: row 0 at the top.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pyqtgraph as pg
 from PyQt5 import QtCore
@@ -49,6 +51,21 @@ def shared_levels(maps: list[np.ndarray | None]) -> tuple[float, float]:
     low = float(min(v.min() for v in values))
     high = float(max(v.max() for v in values))
     return (low, high) if high > low else (low, low + 1.0)
+
+
+def nice_ticks(low: float, high: float, most: int = 3) -> list[tuple[float, str]]:
+    """The finest multiples of 1, 2 or 5 x 10^k inside [low, high] that number at most ``most``,
+    labelled with as many decimals as the step needs. Requires ``high > low``."""
+    exponent = math.floor(math.log10(high - low)) - 1
+    for power in range(exponent, exponent + 3):
+        for mantissa in (1, 2, 5):
+            step = mantissa * 10.0 ** power
+            first, last = math.ceil(low / step - 1e-9), math.floor(high / step + 1e-9)
+            if last - first + 1 <= most:
+                decimals = max(0, -math.floor(math.log10(step) + 1e-9))
+                label = (lambda v: f"{v:.{decimals}f}") if decimals <= 4 else (lambda v: f"{v:.2g}")
+                return [(k * step, label(k * step)) for k in range(first, last + 1)]
+    return [(low, f"{low:.3g}"), (high, f"{high:.3g}")]
 
 
 class HeatmapGrid(pg.GraphicsLayoutWidget):
@@ -141,3 +158,5 @@ class HeatmapGrid(pg.GraphicsLayoutWidget):
                     image.setImage(np.asarray(values, dtype=np.float32), autoLevels=False, levels=(low, high))
                     image.setRect(QtCore.QRectF(0, 0, values.shape[1], values.shape[0]))
             self.bars[col].setLevels((low, high))
+            # few labels: automatic ticks crowd a 150-pixel bar with overlapping numbers
+            self.bars[col].axis.setTicks([nice_ticks(low, high)])

@@ -88,6 +88,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.reference_boxes: np.ndarray | None = None  # a benchmark sequence's ground truth
         self.results: OrderedDict[tuple[int, int], dict[str, TrackResult]] = OrderedDict()
         self.models_ready = False
+        self.offer_recovery = True  # ask about recovery files when opening (off for scripted runs)
         self.last_error = ""
         self._active_run: _ActiveRun | None = None
         self._run_counter = 0
@@ -122,6 +123,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.frame_view = FrameView()
         self.frame_view.boxDrawn.connect(self._box_drawn)
         self.frame_view.boxEdited.connect(self._box_edited)
+        self.frame_view.drawingChanged.connect(self._update_actions)
         self.inspect = InspectPanel(self.variant_names)
         self.inspect.changed.connect(self._redraw_frame_overlays)
         self.timeline = Timeline()
@@ -232,7 +234,7 @@ class MainWindow(QtWidgets.QMainWindow):
                                "Track the current track forward from this frame (both model variants)")
         self.act_track_back = a("Track &backward", lambda: self.start_tracking(-1), "Shift+T",
                                 "Track the current track backward from this frame")
-        self.act_stop = a("&Stop tracking", self.stop_tracking, "Esc")
+        self.act_stop = a("&Stop tracking", self.stop_tracking, "Esc", "Stop tracking (or leave \"new box\" mode)")
 
         self.act_zoom_in = a("Zoom in", lambda: self.frame_view.zoom(1.25), ["+", "="])
         self.act_zoom_out = a("Zoom out", lambda: self.frame_view.zoom(0.8), "-")
@@ -409,6 +411,8 @@ class MainWindow(QtWidgets.QMainWindow):
         return True
 
     def _offer_recovery(self, project: Path | None, video: Path) -> Document | None:
+        if not self.offer_recovery:
+            return None
         candidate = recovery_candidate(project, video, self.autosaver.fallback_dir)
         if candidate is None or not self.ask_recover(candidate):
             return None
@@ -421,7 +425,11 @@ class MainWindow(QtWidgets.QMainWindow):
         return document
 
     def _set_document(self, document: Document, source, project: Path | None, reference) -> None:
-        self.stop_tracking()
+        if self._active_run is not None:  # the old document goes, and its run with it
+            self.tracking.stop()
+            self._active_run = None
+            self.progress.setVisible(False)
+        self.frame_view.cancel_drawing()
         self.play_timer.stop()
         if self.document is not None:
             self.document.unsubscribe(self._document_changed)
@@ -893,7 +901,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.results[(step.track_id, step.frame_index)] = step.results
         while len(self.results) > RESULT_CACHE_FRAMES:
             self.results.popitem(last=False)
-        self.fps_label.setText(f"{step.frames_done} frames, {step.fps:.1f} fps")
+        self.fps_label.setText(f"{step.frames_done} frames, {step.fps:.2g} fps")
         self.progress.setValue(step.frames_done)
         self.set_frame(step.frame_index)
 
@@ -920,8 +928,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self.show_error(message)
         else:
             self.statusBar().showMessage(message, 8000)
-        self._update_actions()
-        self._redraw_frame_overlays()
+        self._redraw_document()  # now, not on the next turn: listeners of runFinished see the final views
         self.runFinished.emit(end)
 
     def _models_loaded(self, descriptions: list[str]) -> None:
@@ -1063,7 +1070,7 @@ class MainWindow(QtWidgets.QMainWindow):
                        self.act_absent, self.act_review, self.act_track_fwd, self.act_track_back):
             action.setEnabled(has_track and editable)
         self.act_export_txt.setEnabled(has_track)
-        self.act_stop.setEnabled(running)
+        self.act_stop.setEnabled(running or self.frame_view.drawing)  # Esc also leaves "new box" mode
         self.act_undo.setEnabled(editable and self.undo_stack.canUndo())
         self.act_redo.setEnabled(editable and self.undo_stack.canRedo())
         self.act_undo.setText(f"&Undo {self.undo_stack.undoText()}".rstrip())

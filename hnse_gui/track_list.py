@@ -1,7 +1,8 @@
 """The track list: every track with its id, label and colour; selecting one makes it current.
 
-The list only asks; the main window turns requests into undoable commands:
-:attr:`TrackList.renameRequested` after an in-place label edit (double-click),
+One row per track: the id (with a swatch of the track's colour) and the label. The list
+only asks; the main window turns requests into undoable commands:
+:attr:`TrackList.renameRequested` after an in-place label edit (double-click the label),
 :attr:`TrackList.recolorRequested` from the colour button, :attr:`TrackList.newRequested`
 and :attr:`TrackList.deleteRequested` from the other buttons.
 """
@@ -12,6 +13,7 @@ from PyQt5 import QtCore, QtGui, QtWidgets
 from hnse_gui.document import Document
 
 TRACK_ID_ROLE = QtCore.Qt.UserRole
+ID_COLUMN, LABEL_COLUMN = 0, 1
 
 
 def colour_icon(colour: tuple[int, int, int], size: int = 14) -> QtGui.QIcon:
@@ -29,9 +31,15 @@ class TrackList(QtWidgets.QWidget):
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.list = QtWidgets.QListWidget()
-        self.list.setEditTriggers(QtWidgets.QAbstractItemView.DoubleClicked
-                                  | QtWidgets.QAbstractItemView.EditKeyPressed)
+        self.list = QtWidgets.QTreeWidget()
+        self.list.setColumnCount(2)
+        self.list.setHeaderLabels(["id", "label"])
+        self.list.setRootIsDecorated(False)
+        self.list.setUniformRowHeights(True)
+        self.list.header().setSectionResizeMode(ID_COLUMN, QtWidgets.QHeaderView.ResizeToContents)
+        self.list.header().setStretchLastSection(True)
+        self.list.setEditTriggers(QtWidgets.QAbstractItemView.NoEditTriggers)  # only the label: see below
+        self.list.itemDoubleClicked.connect(self._edit_label)
         self.list.currentItemChanged.connect(self._current_changed)
         self.list.itemChanged.connect(self._item_edited)
         self.new_button = QtWidgets.QPushButton("New")
@@ -67,11 +75,12 @@ class TrackList(QtWidgets.QWidget):
             self.list.clear()
             tracks = self._document.tracks.values() if self._document else ()
             for track in tracks:
-                item = QtWidgets.QListWidgetItem(colour_icon(track.color), track.label)
-                item.setData(TRACK_ID_ROLE, track.id)
-                item.setToolTip(f"track {track.id}: double-click to rename")
+                item = QtWidgets.QTreeWidgetItem([str(track.id), track.label])
+                item.setIcon(ID_COLUMN, colour_icon(track.color))
+                item.setData(ID_COLUMN, TRACK_ID_ROLE, track.id)
+                item.setToolTip(LABEL_COLUMN, "double-click to rename")
                 item.setFlags(item.flags() | QtCore.Qt.ItemIsEditable)
-                self.list.addItem(item)
+                self.list.addTopLevelItem(item)
                 if track.id == current:
                     self.list.setCurrentItem(item)
         finally:
@@ -81,20 +90,23 @@ class TrackList(QtWidgets.QWidget):
 
     def current_id(self) -> int | None:
         item = self.list.currentItem()
-        return None if item is None else int(item.data(TRACK_ID_ROLE))
+        return None if item is None else int(item.data(ID_COLUMN, TRACK_ID_ROLE))
 
     def _current_changed(self, item, _previous) -> None:
         if self._filling or item is None:
             return
         self.delete_button.setEnabled(True)
         self.colour_button.setEnabled(True)
-        self.trackSelected.emit(int(item.data(TRACK_ID_ROLE)))
+        self.trackSelected.emit(int(item.data(ID_COLUMN, TRACK_ID_ROLE)))
 
-    def _item_edited(self, item: QtWidgets.QListWidgetItem) -> None:
-        if self._filling or self._document is None:
+    def _edit_label(self, item: QtWidgets.QTreeWidgetItem, _column: int) -> None:
+        self.list.editItem(item, LABEL_COLUMN)
+
+    def _item_edited(self, item: QtWidgets.QTreeWidgetItem, column: int) -> None:
+        if self._filling or self._document is None or column != LABEL_COLUMN:
             return
-        track_id = int(item.data(TRACK_ID_ROLE))
-        label = item.text().strip()
+        track_id = int(item.data(ID_COLUMN, TRACK_ID_ROLE))
+        label = item.text(LABEL_COLUMN).strip()
         if label and label != self._document.track(track_id).label:
             self.renameRequested.emit(track_id, label)
 

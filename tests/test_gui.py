@@ -10,6 +10,7 @@ import shutil
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -18,6 +19,7 @@ from PyQt5 import QtCore, QtGui, QtWidgets  # noqa: E402
 from PyQt5.QtTest import QTest  # noqa: E402
 
 from hnse_gui.document import Flag, Origin  # noqa: E402
+from hnse_gui.frame_view import CANDIDATE_COLOURS  # noqa: E402
 from hnse_gui.main_window import MainWindow  # noqa: E402
 from hnse_gui.worker import VariantSpec  # noqa: E402
 
@@ -165,7 +167,9 @@ def test_annotate_track_correct_undo_save_reopen(qtbot, window, tmp_path):
     window.act_levels.trigger()
     for column, name in enumerate(("level2", "level3", "level4")):
         np.testing.assert_array_equal(grid.shown_map("without HE", column), results["without HE"].maps[name])
-    assert window.frame_view.candidate_count() == len(results["with HE"].candidates) > 0
+    candidates = results["with HE"].candidates
+    assert len(candidates) > 0
+    assert window.frame_view.candidate_colours() == [CANDIDATE_COLOURS[c.label] for c in candidates]
     window.inspect.set_overlay("hardneg")
     overlay = window.frame_view.overlay
     assert overlay.isVisible()
@@ -399,3 +403,30 @@ def test_drop_a_folder_opens_it(window, tmp_path):
                              QtCore.Qt.NoModifier)
     window.dropEvent(event)
     assert Path(window.document.video_path).name == "Dudek20"
+
+
+def test_exports_write_the_documented_formats(window, tmp_path):
+    text, csv = tmp_path / "boxes.txt", tmp_path / "boxes.csv"
+    answers = iter([str(text), str(csv)])
+    window.ask_save_path = lambda *args: next(answers)
+    window.act_export_txt.trigger()
+    window.act_export_mot.trigger()
+    lines = text.read_text().splitlines()
+    assert len(lines) == 120 and lines[0] == "205,151,17,50" and set(lines[1:]) == {"NaN,NaN,NaN,NaN"}
+    assert csv.read_text().splitlines() == ["1,1,205,151,17,50,1,-1,-1,-1"]
+
+
+def test_a_video_file_opens_and_decodes_by_index(window, tmp_path):
+    video = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (360, 240))
+    frames = [cv2.imread(str(CROSSING / "img" / f"{i:05d}.jpg")) for i in range(1, 9)]
+    for frame in frames:
+        writer.write(frame)
+    writer.release()
+    assert window.open_media(video)
+    assert window.document.frame_count == 8 and not window.document.tracks
+    window.set_frame(6)
+    shown = window.frame_view.image.image  # RGB
+    difference = np.abs(shown.astype(int) - frames[6][..., ::-1].astype(int)).mean()
+    assert difference < 10  # the same picture, through one more JPEG round
+    assert np.abs(shown.astype(int) - frames[0][..., ::-1].astype(int)).mean() > difference

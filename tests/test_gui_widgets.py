@@ -1,0 +1,64 @@
+"""Pieces of the desktop application that need no window: colour scales, autosave paths."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+pytest.importorskip("PyQt5")
+from hnse_gui.autosave import autosave_path, recovery_candidate, recovery_path  # noqa: E402
+from hnse_gui.heatmaps import nice_ticks, shared_levels  # noqa: E402
+
+
+@pytest.mark.parametrize("low, high, expected", [
+    (0.0, 1.0, [0.0, 0.5, 1.0]),
+    (0.0096, 0.0101, [0.0096, 0.0098, 0.0100]),
+    (0.0, 0.0087, [0.0, 0.005]),
+    (-1.2, 3.7, [0.0, 2.0]),
+])
+def test_nice_ticks_are_few_round_values_inside_the_range(low, high, expected):
+    ticks = nice_ticks(low, high)
+    np.testing.assert_allclose([value for value, _ in ticks], expected, atol=1e-12)
+    assert all(low - 1e-12 <= value <= high + 1e-12 for value, _ in ticks)
+    labels = [label for _, label in ticks]
+    assert len(set(labels)) == len(labels)  # enough decimals to tell them apart
+
+
+def test_shared_levels_cover_every_map_and_never_collapse():
+    a = np.array([[0.1, 0.4], [np.nan, 0.2]], np.float32)
+    b = np.array([[0.3, 0.9]], np.float32)
+    assert shared_levels([a, None, b]) == pytest.approx((0.1, 0.9))
+    assert shared_levels([np.zeros((3, 3), np.float32)]) == (0.0, 1.0)
+    assert shared_levels([None, None]) == (0.0, 1.0)
+
+
+def test_recovery_files_sit_beside_their_work(tmp_path):
+    project = tmp_path / "p.h5"
+    assert autosave_path(project) == tmp_path / "p.autosave.h5"
+    video = tmp_path / "clip.mp4"
+    assert recovery_path(video, tmp_path / "fallback") == tmp_path / "clip.mp4.recovery.h5"
+    assert recovery_candidate(None, video, tmp_path / "fallback") is None
+    recovery_path(video, tmp_path / "fallback").write_bytes(b"x")
+    assert recovery_candidate(None, video, tmp_path / "fallback") == tmp_path / "clip.mp4.recovery.h5"
+
+    # a project's autosave counts only when it is newer than the project itself
+    project.write_bytes(b"p")
+    autosave_path(project).write_bytes(b"a")
+    os.utime(project, (1000, 1000))
+    os.utime(autosave_path(project), (2000, 2000))
+    assert recovery_candidate(project, video, tmp_path) == autosave_path(project)
+    os.utime(project, (3000, 3000))
+    assert recovery_candidate(project, video, tmp_path) is None
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_read_only_video_folder_sends_recovery_to_the_fallback(tmp_path):
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    folder.chmod(0o500)
+    try:
+        path = recovery_path(folder / "clip.mp4", tmp_path / "fallback")
+    finally:
+        folder.chmod(0o700)
+    assert path.parent == tmp_path / "fallback" and path.name.startswith("clip.mp4-")
