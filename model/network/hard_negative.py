@@ -64,20 +64,30 @@ def random_shifts(gt: torch.Tensor, count: int, iou_min: float, generator: torch
 
 
 def random_negatives(gt: torch.Tensor, count: int, iou_max: float, extent: float,
-                     generator: torch.Generator) -> torch.Tensor:
+                     generator: torch.Generator, max_tries: int = 8) -> torch.Tensor:
     """``count`` boxes of the ground truth's size placed in the instance with IoU < iou_max.
 
     Used only when the score ranking yields fewer than k hard negatives (early in training,
-    or on scenes without distractors), so every sample keeps the k + k + 1 structure.
+    or on scenes without distractors), so every sample keeps the k + k + 1 structure. A
+    ground truth that fills most of the instance leaves no such place (retrying forever
+    would hang training): the ground truth moved sideways by its own width (IoU 0) fills
+    any shortfall.
     """
     w, h = gt[2] - gt[0], gt[3] - gt[1]
     kept = []
-    while sum(len(k) for k in kept) < count:
+    for _ in range(max_tries):
         x = torch.rand(count * 4, generator=generator, device=gt.device) * (extent - w).clamp(min=1)
         y = torch.rand(count * 4, generator=generator, device=gt.device) * (extent - h).clamp(min=1)
         boxes = torch.stack([x, y, x + w, y + h], dim=1)
         kept.append(boxes[box_iou(boxes, gt[None])[:, 0] < iou_max])
-    return torch.cat(kept)[:count]
+        if sum(len(k) for k in kept) >= count:
+            break
+    boxes = torch.cat(kept)[:count]
+    if len(boxes) < count:
+        side = 1.0 if float(gt[0] + gt[2]) < extent else -1.0  # towards the wider margin
+        beside = gt + side * torch.stack([w, torch.zeros_like(w), w, torch.zeros_like(w)])
+        boxes = torch.cat([boxes, beside[None].expand(count - len(boxes), 4)])
+    return boxes
 
 
 def select_rois(scores: torch.Tensor, boxes: torch.Tensor, gt: torch.Tensor, num_rois: int,
