@@ -80,7 +80,7 @@ class DemoRun(QtCore.QObject):
         self.exit_code = 1
         window.runFinished.connect(self._finished)
         window.tracking.worker.failed.connect(self._failed)
-        QtCore.QTimer.singleShot(DEMO_TIMEOUT_S * 1000, lambda: self._failed("demo timed out"))
+        QtCore.QTimer.singleShot(DEMO_TIMEOUT_S * 1000, self._timed_out)
 
     def start(self) -> None:
         window = self.window
@@ -111,6 +111,9 @@ class DemoRun(QtCore.QObject):
             layout_file.write_text(json.dumps(screenshot_layout(self.window), indent=1))
         self.exit_code = 0
         self._quit()
+
+    def _timed_out(self) -> None:
+        self._failed(f"the demo did not finish within {DEMO_TIMEOUT_S} s")
 
     def _failed(self, message: str) -> None:
         print(f"error: {message}", file=sys.stderr)

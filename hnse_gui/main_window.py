@@ -46,6 +46,7 @@ PROJECT_SUFFIXES = (".h5", ".hdf5")
 RESULT_CACHE_FRAMES = 2000  # TrackResults kept for the heatmaps: ~40 kB per frame for two variants
 DEFAULT_AUTOSAVE_S = 30
 DEFAULT_PLAY_FPS = 25.0
+MODEL_LOAD_DELAY_MS = 300
 REASONS = {
     "done": "tracked {n} frames",
     "end_of_video": "reached the end of the video after {n} frames",
@@ -463,8 +464,13 @@ class MainWindow(QtWidgets.QMainWindow):
         self.select_track(first)
         self.set_frame(start)
         if not self.models_ready:
-            # after the first frame is on screen: torch and the weights load in the worker
-            QtCore.QTimer.singleShot(0, lambda: self.tracking.load_models(self.variants))
+            # torch and the weights load in the worker thread, but importing torch holds the
+            # interpreter's lock for long stretches: start once the first frame is painted
+            QtCore.QTimer.singleShot(MODEL_LOAD_DELAY_MS, self._load_models)  # bound: dropped if the window goes
+
+    def _load_models(self) -> None:
+        if not self.models_ready:
+            self.tracking.load_models(self.variants)
 
     def save(self) -> bool:
         if self.document is None:

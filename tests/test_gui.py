@@ -106,6 +106,13 @@ def same_state(a, b) -> bool:
 def assert_documents_equal(a, b) -> None:
     assert (a.video_path, a.frame_count, a.frame_size) == (b.video_path, b.frame_count, b.frame_size)
     assert (a.weights, a.primary_variant, a.review_threshold) == (b.weights, b.primary_variant, b.review_threshold)
+    assert a.keep_maps == b.keep_maps and sorted(a.maps) == sorted(b.maps)
+    for variant, by_frame in a.maps.items():
+        assert sorted(by_frame) == sorted(b.maps[variant])
+        for frame, maps in by_frame.items():
+            assert sorted(maps) == sorted(b.maps[variant][frame])
+            for name, values in maps.items():
+                np.testing.assert_array_equal(values, b.maps[variant][frame][name])
     assert sorted(a.tracks) == sorted(b.tracks)
     for track_id, ta in a.tracks.items():
         tb = b.tracks[track_id]
@@ -142,8 +149,10 @@ def test_annotate_track_correct_undo_save_reopen(qtbot, window, tmp_path):
     np.testing.assert_allclose(drawn, [200, 148, 26, 56], atol=1.5)
     assert document.track(track_id).origin[0] == Origin.MANUAL
 
+    window.act_keep_maps.trigger()  # the project keeps every tracked frame's maps
     end = track(qtbot, window, +1, 20)
     assert (end.reason, end.frames_done) == ("done", 20)
+    assert sorted(document.maps["without HE"]) == list(range(1, 21))
     track_ = document.track(track_id)
     assert (track_.origin[1:21] == Origin.TRACKED).all() and (track_.origin[21:] == Origin.NONE).all()
     for variant in ("with HE", "without HE"):
@@ -211,6 +220,12 @@ def test_annotate_track_correct_undo_save_reopen(qtbot, window, tmp_path):
     assert reopened.open_path(path)
     assert_documents_equal(saved, reopened.document)
     assert reopened.project_path == path and not reopened.document.dirty
+    assert reopened.act_keep_maps.isChecked()
+    # a frame tracked in the earlier session shows its kept maps
+    reopened.select_track(track_id)
+    reopened.set_frame(20)
+    np.testing.assert_array_equal(reopened.inspect.grid.shown_map("with HE", 1),
+                                  saved.maps["with HE"][20]["centerness"])
 
 
 def test_stop_ends_a_run_at_once_and_the_window_stays_responsive(qtbot, window):
