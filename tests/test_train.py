@@ -201,13 +201,15 @@ def test_resumed_run_continues_where_it_stopped_and_matches_an_uninterrupted_one
 
 
 def test_ctrl_c_saves_a_checkpoint_and_exits_130(tmp_path):
+    """SIGINT goes to the whole process group, as a terminal's Ctrl-C does, so the
+    DataLoader worker gets it too and must not break the run's orderly stop."""
     config_path = write_config(tmp_path / "long.yaml", epochs=1, steps_per_epoch=500, batch_size=2,
-                               unfreeze_epoch=1, log_every=1, datasets=SMALL_SYNTHETIC)
+                               unfreeze_epoch=1, log_every=1, num_workers=1, datasets=SMALL_SYNTHETIC)
     out = tmp_path / "run"
     process = subprocess.Popen(
         [sys.executable, "main.py", "train", str(config_path), "--out", str(out), "--threads", "1"],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    watchdog = threading.Timer(300, process.kill)  # a hung run fails the test, never the suite
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    watchdog = threading.Timer(300, os.killpg, (process.pid, signal.SIGKILL))  # a hung run fails the test
     watchdog.start()
     try:
         seen = []
@@ -216,12 +218,12 @@ def test_ctrl_c_saves_a_checkpoint_and_exits_130(tmp_path):
             if line.startswith("step "):
                 break
         assert seen and seen[-1].startswith("step "), "".join(seen)
-        process.send_signal(signal.SIGINT)
+        os.killpg(process.pid, signal.SIGINT)
         stdout, stderr = process.communicate()
     finally:
         watchdog.cancel()
         if process.poll() is None:
-            process.kill()
+            os.killpg(process.pid, signal.SIGKILL)
             process.wait()
     assert process.returncode == 130, stderr
     assert "interrupted" in stdout
