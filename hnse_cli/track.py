@@ -66,20 +66,20 @@ def check_inside(box, frame_size: tuple[int, int], source: Path, frame: int) -> 
 
 
 class FrameProgress:
-    """A progress bar on stderr: ``[#####.....]  45/300 frames  12.3 fps``.
+    """A progress bar on stderr: ``[#####.....] 45/300 frames  12.3 fps``.
 
-    Redrawn in place on a terminal (at most every ``interval_s``), one line at the end
-    otherwise, so logs stay readable.
+    On a terminal it is redrawn in place every ``interval_s``; into a log it is written as
+    a new line every ``log_interval_s``, so logs stay short. The last frame always shows.
     """
 
-    def __init__(self, total: int, stream=None, interval_s: float = 0.2, width: int = 30):
+    def __init__(self, total: int, stream=None, interval_s: float = 0.2, log_interval_s: float = 10.0,
+                 width: int = 30):
         self.total = total
         self.stream = sys.stderr if stream is None else stream
-        self.interval_s = interval_s
-        self.width = width
-        self.started = time.perf_counter()
-        self.last_drawn = -math.inf
         self.live = self.stream.isatty()
+        self.interval_s = interval_s if self.live else log_interval_s
+        self.width = width
+        self.started = self.last_drawn = time.perf_counter()
 
     def line(self, done: int) -> str:
         elapsed = time.perf_counter() - self.started
@@ -90,12 +90,14 @@ class FrameProgress:
     def update(self, done: int) -> None:
         now = time.perf_counter()
         finished = done >= self.total
-        if self.live and (finished or now - self.last_drawn >= self.interval_s):
+        if not finished and now - self.last_drawn < self.interval_s:
+            return
+        self.last_drawn = now
+        if self.live:
             self.stream.write("\r\x1b[K" + self.line(done) + ("\n" if finished else ""))
-            self.stream.flush()
-            self.last_drawn = now
-        elif finished:
-            print(self.line(done), file=self.stream, flush=True)
+        else:
+            self.stream.write(self.line(done) + "\n")
+        self.stream.flush()
 
 
 def run(args) -> int:

@@ -214,6 +214,7 @@ class Document:
         self.autosave = AutosaveSettings()
         self.revision = 0
         self.saved_revision = 0
+        self._next_track_id = 1  # ids are never reused, even after a track is removed
         self._listeners: list[Callable[[Change], None]] = []
 
     # -- revision and listeners --------------------------------------------------------
@@ -247,8 +248,9 @@ class Document:
             raise KeyError(f"no track with id {track_id}") from None
 
     def add_track(self, label: str, color: Color | None = None) -> Track:
-        """A new empty track with the next free id; ``color`` defaults to an unused palette colour."""
-        track_id = max(self.tracks, default=0) + 1
+        """A new empty track with a new id; ``color`` defaults to an unused palette colour."""
+        track_id = max(self._next_track_id, max(self.tracks, default=0) + 1)
+        self._next_track_id = track_id + 1
         if color is None:
             used = {tuple(t.color) for t in self.tracks.values()}
             free = [c for c in PALETTE if c not in used]

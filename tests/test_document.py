@@ -36,6 +36,13 @@ def test_remove_and_restore_track_keeps_id_and_data(document):
         document.remove_track(99)
 
 
+def test_track_ids_are_never_reused(document):
+    document.add_track("a")
+    second = document.add_track("b")
+    document.remove_track(second.id)
+    assert document.add_track("c").id == 3
+
+
 def test_set_track_label_and_colour_return_old_values(document):
     track = document.add_track("car")
     assert document.set_track_label(track.id, "bus") == "car" and track.label == "bus"
