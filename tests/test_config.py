@@ -19,19 +19,10 @@ from model.config import (Config, NetworkConfig, TrackConfig, TrainConfig, confi
 from model.errors import InputError
 from model.network import HNSENet
 from model.network.backbones import build_backbone
+from torch_threads import one_torch_thread  # noqa: F401  (autouse)
 
 # Small neck/head/embedding channels keep the ResNet-50 network cheap on the CPU.
 SMALL = dict(neck_channels=16, head_channels=16, embed_channels=16, pretrained=False)
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # One thread: the CPUs are shared with training jobs, and oversubscribed OpenMP threads
-    # spin far slower than a single one.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from model.config import NetworkConfig, TrainConfig
 from model.losses import centerness_loss, contrastive_loss, focal_loss, iou_loss, total_loss
 from model.network import HNSENet
+from torch_threads import one_torch_thread  # noqa: F401  (autouse)
 
 LN2, LN3, LN4 = math.log(2), math.log(3), math.log(4)
 
@@ -120,7 +121,6 @@ def _batch(search_boxes: list[list[float]]) -> dict[str, torch.Tensor]:
 
 
 def test_batch_without_positive_cells_gives_finite_losses(small_net):
-    torch.set_num_threads(1)
     small_net.train()
     # Both boxes lie outside the 127-pixel search crop: no cell is positive (N_p = 0).
     terms = small_net(_batch([[-90.0, -80.0, -40.0, -30.0], [140.0, 150.0, 190.0, 200.0]]),
@@ -141,7 +141,6 @@ def test_batch_without_positive_cells_gives_finite_losses(small_net):
 def test_losses_are_normalised_by_the_number_of_positive_cells(small_net):
     """The same pair twice has twice the positives and twice the summed losses: the
     per-positive terms must not change."""
-    torch.set_num_threads(1)
     small_net.eval()  # batch statistics would differ between batch sizes
     config = TrainConfig(lambda_contra=0.0)
     batch = _batch([[40.0, 50.0, 90.0, 85.0]])
