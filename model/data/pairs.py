@@ -44,16 +44,16 @@ class _Track:
         self.valid = np.flatnonzero(valid)
 
 
-class _StillImages:
-    """Images listed in a ``boxes.tsv``, decoded on demand: ``frames[i]`` is image i."""
+class _StillImage:
+    """One image of a still-image source as a one-frame sequence, decoded on demand."""
 
-    def __init__(self, root: Path, names: list[str]):
-        self.root, self.names = root, names
+    def __init__(self, path: Path):
+        self.path = path
 
     def __getitem__(self, index: int) -> np.ndarray:
-        image = cv2.imread(str(self.root / "images" / self.names[index]), cv2.IMREAD_COLOR)
+        image = cv2.imread(str(self.path), cv2.IMREAD_COLOR)
         if image is None:
-            raise InputError(f"{self.root / 'images' / self.names[index]}: cannot decode image")
+            raise InputError(f"{self.path}: cannot decode image")
         return image
 
 
@@ -70,17 +70,16 @@ def _image_tracks(path: Path) -> list[_Track]:
     if not table.is_file():
         raise InputError(f"{table}: missing (still-image source needs boxes.tsv)")
     rows = [line.split("\t") for line in table.read_text().splitlines()[1:] if line.strip()]
-    names = sorted({row[0] for row in rows})
-    images = _StillImages(path, names)
-    index = {name: i for i, name in enumerate(names)}
     tracks = []
     for line_no, row in enumerate(rows, start=2):
         if len(row) != 6:
             raise InputError(f"{table} line {line_no}: expected 6 columns, got {len(row)}")
-        box = np.full((len(names), 4), np.nan)
-        box[index[row[0]]] = [float(v) for v in row[2:]]
-        # One object = one "track" over the image list with a single valid frame.
-        tracks.append(_Track(images, box, 1))
+        try:
+            box = np.array([[float(v) for v in row[2:]]])
+        except ValueError:
+            raise InputError(f"{table} line {line_no}: box values are not numbers") from None
+        # One object = a one-frame track: template and search come from the same image.
+        tracks.append(_Track(_StillImage(path / "images" / row[0]), box, 1))
     return tracks
 
 

@@ -98,6 +98,8 @@ class SyntheticSequence(FrameSource):
         self.velocity = rng.uniform(-1, 1, size=(count, 2)) * min(width, height) / max(length, 1) * 0.8
         self.sizes = base * rng.uniform(0.85, 1.15, size=(count, 1))
         self.sizes[0] = base
+        # Even a very elongated object, grown to its largest, must fit in the frame for the bounce.
+        self.sizes = np.minimum(self.sizes, np.array([width, height]) * 0.45)
         self.growth = rng.uniform(-0.4, 0.4, size=count) / max(length, 1)
         self.tints = rng.uniform(-25, 25, size=(count, 3))
         self.tints[0] = 0
