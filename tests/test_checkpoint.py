@@ -1,0 +1,186 @@
+"""Weights files (model/checkpoint.py): round trip, the config travelling with the weights,
+and every bad file refused with an InputError naming it, without running its code."""
+from __future__ import annotations
+
+import builtins
+import os
+import pickle
+from dataclasses import replace
+
+import pytest
+import torch
+
+from model.checkpoint import load_network, read_checkpoint, save_checkpoint
+from model.config import Config, NetworkConfig, TrackConfig, TrainConfig
+from model.errors import InputError
+from model.network import HNSENet
+from torch_threads import one_torch_thread  # noqa: F401  (autouse)
+
+SMALL = dict(pretrained=False, neck_channels=16, head_channels=16, embed_channels=16)
+CONFIG = Config(network=NetworkConfig(**SMALL), train=TrainConfig(epochs=3, lambda_contra=0.2),
+                track=TrackConfig(penalty_k=0.11, window_influence=0.3, size_lr=0.5))
+
+
+@pytest.fixture(scope="module")
+def net() -> HNSENet:
+    """A network whose every weight and BatchNorm statistic differs from a fresh one."""
+    torch.manual_seed(0)
+    net = HNSENet(CONFIG.network)
+    generator = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for value in net.state_dict().values():
+            if value.is_floating_point():
+                value.add_(torch.rand(value.shape, generator=generator) * 0.01)
+    return net.eval()
+
+
+@pytest.fixture(scope="module")
+def weights_file(net, tmp_path_factory):
+    path = tmp_path_factory.mktemp("weights") / "model.pt"
+    save_checkpoint(path, net, CONFIG, meta={"trained_on": "synthetic"}, step=7)
+    return path
+
+
+def _outputs(net: HNSENet) -> dict[str, torch.Tensor]:
+    generator = torch.Generator().manual_seed(2)
+    z = torch.rand(1, 3, 127, 127, generator=generator) * 255
+    x = torch.rand(1, 3, 255, 255, generator=generator) * 255
+    net.template(z, torch.tensor([30.0, 40.0, 90.0, 100.0]))
+    out = net.track(x)
+    return {"score": out["score"], "centerness": out["centerness"], "ltrb": out["ltrb"],
+            "exemplar": net._exemplar_vector, **{f"level{i}": level for i, level in enumerate(out["levels"])}}
+
+
+def test_round_trip_restores_identical_outputs(net, weights_file):
+    loaded, _, _ = load_network(weights_file)
+    assert not loaded.training
+    expected, actual = _outputs(net), _outputs(loaded)
+    for name in expected:
+        torch.testing.assert_close(actual[name], expected[name], rtol=0, atol=0, msg=name)
+
+
+def test_the_config_and_meta_travel_with_the_weights(weights_file):
+    _, config, payload = load_network(weights_file)
+    assert config == CONFIG
+    assert payload["meta"] == {"trained_on": "synthetic"} and payload["step"] == 7
+
+
+def test_imagenet_initialisation_is_skipped_on_load(net, tmp_path):
+    """A file saved from a model built with ImageNet weights loads without them."""
+    path = tmp_path / "pretrained.pt"
+    imagenet = replace(CONFIG, network=replace(CONFIG.network, pretrained=True, backbone_weights="/nowhere/r50.pth"))
+    save_checkpoint(path, net, imagenet)
+    loaded, config, _ = load_network(path)
+    assert config.network == CONFIG.network
+    torch.testing.assert_close(loaded.state_dict(), net.state_dict(), rtol=0, atol=0)
+
+
+def test_no_temporary_files_are_left(weights_file):
+    assert sorted(p.name for p in weights_file.parent.iterdir()) == ["model.pt"]
+
+
+def _refused(path, match: str = "") -> str:
+    with pytest.raises(InputError) as error:
+        load_network(path)
+    message = str(error.value)
+    assert str(path) in message and "\n" not in message
+    assert match in message
+    return message
+
+
+def test_missing_file(tmp_path):
+    _refused(tmp_path / "absent.pt", "not found")
+
+
+def test_truncated_file(weights_file, tmp_path):
+    data = weights_file.read_bytes()
+    for fraction in (0.5, 0.99):
+        path = tmp_path / f"truncated_{fraction}.pt"
+        path.write_bytes(data[: int(len(data) * fraction)])
+        _refused(path)
+
+
+def test_text_file(tmp_path):
+    path = tmp_path / "notes.pt"
+    path.write_text("these are not weights\n")
+    _refused(path)
+
+
+def test_plain_state_dict_without_header(net, tmp_path):
+    path = tmp_path / "state_dict.pt"
+    torch.save(net.state_dict(), path)
+    _refused(path, "not an HNSE weights file")
+
+
+def test_weights_of_another_architecture(tmp_path):
+    """ResNet-50 weights in a file whose config says EfficientNet-Lite0."""
+    torch.manual_seed(0)
+    resnet = HNSENet(NetworkConfig(backbone="resnet50", **SMALL))
+    path = tmp_path / "resnet_as_lite.pt"
+    save_checkpoint(path, resnet, CONFIG)
+    _refused(path, "do not match")
+
+
+def test_missing_key(net, tmp_path):
+    path = tmp_path / "missing_key.pt"
+    save_checkpoint(path, net, CONFIG)
+    payload = torch.load(path, weights_only=True)
+    del payload["state_dict"]["heads.1.score.bias"]
+    torch.save(payload, path)
+    assert "heads.1.score.bias" in _refused(path, "missing")
+
+
+def test_wrong_shape(net, tmp_path):
+    path = tmp_path / "wide.pt"
+    save_checkpoint(path, net, replace(CONFIG, network=replace(CONFIG.network, embed_channels=32)))
+    _refused(path, "do not match")
+
+
+def test_bad_config_in_the_file(net, tmp_path):
+    path = tmp_path / "bad_config.pt"
+    save_checkpoint(path, net, CONFIG)
+    payload = torch.load(path, weights_only=True)
+    payload["config"]["track"]["penalty"] = 0.1
+    torch.save(payload, path)
+    _refused(path, "penalty")
+
+
+class _RunsCode:
+    """Unpickling this calls ``function(*args)``."""
+
+    def __init__(self, function, *args):
+        self.function, self.args = function, args
+
+    def __reduce__(self):
+        return self.function, self.args
+
+
+def _exploits(marker) -> dict[str, _RunsCode]:
+    return {"system": _RunsCode(os.system, f"touch {marker}"), "open": _RunsCode(builtins.open, str(marker), "w")}
+
+
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")  # torch.load on a pickle.dump file
+@pytest.mark.parametrize("how", ["torch.save", "pickle.dump", "inside a valid payload"])
+@pytest.mark.parametrize("exploit", ["system", "open"])
+def test_a_pickle_that_runs_code_is_refused_without_running_it(net, tmp_path, how, exploit):
+    marker = tmp_path / "marker"
+    payload = _exploits(marker)[exploit]
+    # The payload is live: plain unpickling runs it.
+    pickle.loads(pickle.dumps(payload))
+    assert marker.exists()
+    marker.unlink()
+
+    path = tmp_path / "evil.pt"
+    if how == "torch.save":
+        torch.save(payload, path)
+    elif how == "pickle.dump":
+        with open(path, "wb") as handle:
+            pickle.dump(payload, handle)
+    else:
+        save_checkpoint(path, net, CONFIG)
+        valid = torch.load(path, weights_only=True)
+        torch.save({**valid, "meta": {"note": payload}}, path)
+    _refused(path, "code")
+    with pytest.raises(InputError):
+        read_checkpoint(path)
+    assert not marker.exists()
