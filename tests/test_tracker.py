@@ -1,0 +1,189 @@
+"""Online tracking (model/tracker.py, Sec. 3.5).
+
+The network is untrained, so the frame <-> crop <-> score-map geometry is checked by
+replacing its per-frame pass with maps that peak at a chosen cell and regress a known
+box: the tracker must report that box in frame pixels, worked out here from the paper's
+conventions (Eq. 2, Eq. 11) rather than through the tracker's own helpers. The real
+network then runs on hard frames, where the tracker must never throw.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from model.config import Config, NetworkConfig, TrackConfig
+from model.errors import InputError
+from model.network import HNSENet
+from model.tracker import Tracker
+from torch_threads import one_torch_thread  # noqa: F401  (autouse)
+
+WIDTH, HEIGHT = 640, 480
+EXEMPLAR, INSTANCE, STRIDE = 127, 255, 8
+
+
+@pytest.fixture(scope="module")
+def net() -> HNSENet:
+    torch.manual_seed(0)
+    return HNSENet(NetworkConfig())
+
+
+def _textured_frame(seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    frame = rng.integers(0, 256, (HEIGHT // 8, WIDTH // 8, 3), dtype=np.uint8)
+    return np.kron(frame, np.ones((8, 8, 1), dtype=np.uint8))  # 8-pixel blocks: some structure
+
+
+# --- geometry -----------------------------------------------------------------------------
+
+def _window_side(w: float, h: float) -> float:
+    """Side in frame pixels of the search crop for a target of w x h (Eq. 11 with the
+    context p = (w + h) / 2, scaled from the exemplar to the instance)."""
+    p = (w + h) / 2
+    return math.sqrt((w + p) * (h + p)) * INSTANCE / EXEMPLAR
+
+
+def _peaked_track(net: HNSENet, cell: tuple[int, int], ltrb_at_cell, other_size):
+    """A stand-in for ``net.track``: foreground probability 1 at ``cell`` and 0.01
+    elsewhere, center-ness 1, and the given ltrb distances (instance pixels) at the cell;
+    other cells regress a box of ``other_size`` around their point."""
+    size = net.sizes.score_size
+
+    def track(x: torch.Tensor) -> dict:
+        assert x.shape == (1, 3, INSTANCE, INSTANCE)
+        score = torch.full((size, size), 0.01)
+        score[cell] = 1.0
+        ltrb = torch.empty(4, size, size)
+        ltrb[0::2] = other_size[0] / 2
+        ltrb[1::2] = other_size[1] / 2
+        ltrb[:, cell[0], cell[1]] = torch.tensor(ltrb_at_cell, dtype=torch.float32)
+        return {"score": score, "centerness": torch.ones(size, size), "ltrb": ltrb, "levels": [score] * 3,
+                "embedding_features": None}
+
+    return track
+
+
+GEOMETRY_CASES = {
+    # name: (initial box xywh, (row, column) of the peak, target offset from the cell point
+    #        in crop pixels, target size as a multiple of the initial size)
+    "middle": ((300.0, 200.0, 40.0, 60.0), (5, 20), (2.5, -3.0), 1.0),
+    "small target": ((100.0, 380.0, 12.0, 10.0), (20, 3), (-1.0, 2.0), 1.2),
+    "large target": ((150.0, 100.0, 300.0, 250.0), (10, 16), (0.0, 0.0), 0.9),
+    "top-left border": ((0.0, 0.0, 30.0, 30.0), (10, 10), (1.0, 1.0), 1.1),
+    "bottom-right border": ((600.0, 440.0, 40.0, 40.0), (15, 15), (-2.0, 0.5), 0.8),
+}
+
+
+@pytest.mark.parametrize("case", GEOMETRY_CASES)
+def test_the_peak_cell_maps_back_to_the_target_in_frame_pixels(net, monkeypatch, case):
+    initial, cell, offset, scale_change = GEOMETRY_CASES[case]
+    config = Config(network=net.config, track=TrackConfig(window_influence=0.0, penalty_k=0.0, size_lr=1.0))
+    tracker = Tracker(net, config)
+    tracker.init(_textured_frame(), initial)
+
+    # Where everything lies, from the paper's conventions.
+    x0, y0, w0, h0 = initial
+    cx0, cy0 = x0 + w0 / 2, y0 + h0 / 2
+    side = _window_side(w0, h0)
+    scale = INSTANCE / side  # crop pixels per frame pixel
+    half = (INSTANCE - 1) / 2
+    crop_start = (math.ceil(EXEMPLAR / STRIDE) - 7) // 2
+    offset0 = (EXEMPLAR - 1) / 2 - STRIDE * crop_start  # Eq. 2 with the valid correlation
+    row, column = cell
+    point = np.array([offset0 + STRIDE * column, offset0 + STRIDE * row])  # the cell in the crop
+    np.testing.assert_allclose(net.grid[:, row, column].numpy(), point)
+    cell_in_frame = np.array([cx0, cy0]) + (point - half) / scale
+
+    # The target: centred near the cell, with a new size.
+    w1, h1 = w0 * scale_change, h0 * scale_change
+    centre = cell_in_frame + np.array(offset) / scale
+    expected = (centre[0] - w1 / 2, centre[1] - h1 / 2, w1, h1)
+    crop_x0, crop_y0 = (centre - [w1 / 2, h1 / 2] - [cx0, cy0]) * scale + half
+    crop_x1, crop_y1 = (centre + [w1 / 2, h1 / 2] - [cx0, cy0]) * scale + half
+    ltrb = (point[0] - crop_x0, point[1] - crop_y0, crop_x1 - point[0], crop_y1 - point[1])
+    assert min(ltrb) > 0  # the cell lies inside the target, as a positive cell would
+    monkeypatch.setattr(net, "track", _peaked_track(net, cell, ltrb, (w0 * scale, h0 * scale)))
+
+    result = tracker.track(_textured_frame(1))
+    np.testing.assert_allclose(result.box, expected, atol=1e-3)
+    assert result.score == pytest.approx(1.0)
+    np.testing.assert_allclose(result.search_box, (cx0 - side / 2, cy0 - side / 2, side, side), atol=1e-6)
+
+    # search_box: crop pixel u spans [u - 1/2, u + 1/2] of INSTANCE pixels over the box.
+    sx, sy, sw, sh = result.search_box
+    np.testing.assert_allclose([sx + (point[0] + 0.5) * sw / INSTANCE, sy + (point[1] + 0.5) * sh / INSTANCE],
+                               cell_in_frame, atol=1e-6)
+    # map_box: a map drawn with one pixel per cell puts the cell's pixel centre on the cell.
+    mx, my, mw, mh = result.map_box
+    size = result.maps["score"].shape[0]
+    map_centre = np.array([mx + (column + 0.5) * mw / size, my + (row + 0.5) * mh / size])
+    np.testing.assert_allclose(map_centre, cell_in_frame, atol=1e-6)
+    assert np.all(np.abs(centre - map_centre) < np.array([mw, mh]) / size / 2)  # the target's cell
+    assert np.unravel_index(result.maps["final"].argmax(), result.maps["final"].shape) == cell
+
+    best = result.candidates[0]
+    np.testing.assert_allclose(best.box, expected, atol=1e-3)
+    assert best.label == "positive" and best.iou == pytest.approx(1.0)
+
+
+# --- hard frames --------------------------------------------------------------------------
+
+def _check_result(result, width: int = WIDTH, height: int = HEIGHT) -> None:
+    x, y, w, h = result.box
+    assert np.isfinite(result.box).all() and math.isfinite(result.score) and 0 <= result.score <= 1
+    assert 0 <= x + w / 2 <= width and 0 <= y + h / 2 <= height  # the centre is in the frame
+    assert 0 < w <= width and 0 < h <= height
+    for name in ("score", "final", "centerness", "level2", "level3", "level4"):
+        assert np.isfinite(result.maps[name]).all(), name
+
+
+def _moving_square(count: int) -> list[np.ndarray]:
+    """A textured square that leaves the frame on the right, then an empty scene."""
+    frames = []
+    texture = _textured_frame(5)[:64, :64]
+    for index in range(count):
+        frame = np.full((HEIGHT, WIDTH, 3), 90, dtype=np.uint8)
+        x = 520 + 90 * index
+        if x < WIDTH:
+            frame[200:264, x:min(x + 64, WIDTH)] = texture[:, :min(64, WIDTH - x)]
+        frames.append(frame)
+    return frames
+
+
+HARD_CASES = {
+    # name: (first frame, initial box, frames to track)
+    "blank frames": (_textured_frame(), (300, 200, 50, 40), [np.zeros((HEIGHT, WIDTH, 3), np.uint8)] * 2),
+    "greyscale": (_textured_frame()[..., 0], (300, 200, 50, 40), [_textured_frame(2)[..., 1]] * 2),
+    "target leaves the frame": (_moving_square(1)[0], (520, 200, 64, 64), _moving_square(4)[1:]),
+    "2-pixel box": (_textured_frame(), (320, 240, 2, 2), [_textured_frame(3)] * 2),
+    "box larger than the frame": (_textured_frame(), (-50, -40, 800, 600), [_textured_frame(4)] * 2),
+    "box partly outside": (_textured_frame(), (-20, 450, 60, 60), [_textured_frame(4)] * 2),
+}
+
+
+@pytest.mark.parametrize("case", HARD_CASES)
+def test_hard_frames_never_throw(net, case):
+    first, box, frames = HARD_CASES[case]
+    tracker = Tracker(net, Config(network=net.config))
+    tracker.init(first, box)
+    for frame in frames:
+        _check_result(tracker.track(frame))
+
+
+@pytest.mark.parametrize("box", [
+    (float("nan"), 10, 20, 20), (10, 10, math.inf, 20), (10, 10, 0, 20), (10, 10, 20, -5),
+    (WIDTH, 10, 20, 20), (10, HEIGHT + 5, 20, 20), (-30, 10, 30, 20), (10, -25, 20, 25),
+])
+def test_init_rejects_bad_boxes(net, box):
+    tracker = Tracker(net, Config(network=net.config))
+    with pytest.raises(InputError) as error:
+        tracker.init(_textured_frame(), box)
+    assert "\n" not in str(error.value)
+
+
+def test_init_rejects_a_frame_that_is_not_an_image(net):
+    tracker = Tracker(net, Config(network=net.config))
+    with pytest.raises(InputError):
+        tracker.init(np.zeros((HEIGHT, WIDTH, 2), np.uint8), (10, 10, 20, 20))
