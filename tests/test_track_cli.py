@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 
 import main
+from hnse_cli.track import DEFAULT_WEIGHTS
 from hnse_gui.document import Flag, Origin
 from hnse_gui.store import load_project
+from model.geometry import iou_xywh
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 DUDEK = DATA / "sequences" / "Dudek20"
@@ -76,6 +78,16 @@ def test_track_txt_has_one_line_per_frame_and_flags_undecodable_frames(weights, 
     assert track(folder, "--init", first_box(DUDEK), "--weights", weights, "--out", project, "--backend", "eager") == 0
     flags = load_project(project).tracks[1].flags
     assert flags[2] & Flag.DECODE_FAILED and not (flags[[0, 1, 3]] & Flag.DECODE_FAILED).any()
+
+
+@needs_dudek
+@pytest.mark.skipif(not DEFAULT_WEIGHTS.is_file(), reason="the shipped weights are not trained yet")
+def test_track_with_shipped_weights_follows_the_target(tmp_path):
+    out = tmp_path / "boxes.txt"
+    assert track(DUDEK, "--init", first_box(DUDEK), "--out", out, "--frames", 6, "--backend", "eager") == 0
+    predicted = np.loadtxt(out, delimiter=",")[:6]
+    truth = np.loadtxt(DUDEK / "groundtruth.txt", delimiter=",")[:6]
+    assert (iou_xywh(predicted, truth) > 0.5).all()
 
 
 @needs_dudek
