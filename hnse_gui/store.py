@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -64,14 +65,17 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> None
 
     The temporary file lies in ``path``'s folder so that :func:`os.replace` is an
     atomic rename on the same file system. On any error it is removed and ``path``
-    is untouched.
+    is untouched. The new file keeps the old one's permissions (0644 for a new file;
+    ``mkstemp`` alone would leave 0600).
     """
     path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
+    folder = path.parent
+    mode = stat.S_IMODE(path.stat().st_mode) if path.is_file() else 0o644
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
+        os.chmod(tmp, mode)
         write(tmp)
         _fsync_path(tmp)
         os.replace(tmp, path)

@@ -3,6 +3,7 @@ import multiprocessing
 import os
 import random
 import signal
+import stat
 import tempfile
 import time
 from pathlib import Path
@@ -94,6 +95,10 @@ def test_round_trip_keeps_every_field(tmp_path):
     assert_same_document(document, loaded)
     assert not loaded.dirty and loaded.tracks[1].variant_scores["without HE"].shape == (40,)
     assert [p.name for p in tmp_path.iterdir()] == ["project.h5"]  # no temporary file left
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    path.chmod(0o640)
+    save_project(document, path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640  # a save keeps the file's permissions
 
 
 def test_saved_layout_matches_the_documented_schema(project):
