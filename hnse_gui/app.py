@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import sys
+import traceback
 from pathlib import Path
 
 from PyQt5 import QtCore, QtGui, QtWidgets
@@ -163,6 +164,19 @@ def screenshot_layout(window) -> dict:
     return layout
 
 
+def report_unexpected_errors(window) -> None:
+    """Show a bug's traceback's last line in the window instead of aborting.
+
+    PyQt ends the process on an exception escaping a slot unless ``sys.excepthook`` is
+    replaced; a bug in one view must not cost the user the work they have not saved.
+    """
+    def hook(kind, error, trace):
+        traceback.print_exception(kind, error, trace)
+        window.show_error(f"internal error: {kind.__name__}: {error} (details on the console)")
+
+    sys.excepthook = hook
+
+
 def main(path: str | None = None, demo_frames: int | None = None, screenshot: str | None = None,
          torch_threads: int | None = None, settings_file: str | None = None) -> int:
     """Run the application; returns the exit code."""
@@ -173,6 +187,8 @@ def main(path: str | None = None, demo_frames: int | None = None, screenshot: st
                 else QtCore.QSettings())
     window = MainWindow(default_variants(), settings, recovery_dir(), torch_threads=torch_threads)
     window.offer_recovery = demo_frames is None
+    if demo_frames is None:
+        report_unexpected_errors(window)
     window.show()
     opened = window.open_path(path) if path else window.open_media(SAMPLE)
     if demo_frames is not None:

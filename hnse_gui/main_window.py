@@ -29,14 +29,14 @@ import cv2
 import numpy as np
 from PyQt5 import QtCore, QtGui, QtWidgets
 
-from hnse_gui import commands
+from hnse_gui import commands, dialogs
 from hnse_gui.autosave import Autosaver, recovery_candidate
 from hnse_gui.document import Change, Document, Flag, Origin, TrackSlice
 from hnse_gui.frame_view import BoxShape, FrameView
 from hnse_gui.inspect_panel import InspectPanel
 from hnse_gui.score_plot import VARIANT_COLOURS, ScorePlot
 from hnse_gui.store import export_boxes_txt, export_mot_csv, load_project, save_project
-from hnse_gui.timeline import Timeline
+from hnse_gui.timeline import Timeline, runs_of
 from hnse_gui.track_list import TrackList
 from hnse_gui.worker import FrameStep, RunEnd, RunRequest, TrackingThread, VariantSpec
 from model.errors import HNSEError, InputError
@@ -350,7 +350,7 @@ class MainWindow(QtWidgets.QMainWindow):
             return self.open_project(path)
         return self.open_media(path)
 
-    def open_media(self, path: str | Path, initial_box_from_groundtruth: bool = True) -> bool:
+    def open_media(self, path: str | Path) -> bool:
         """Start a new document on a video file, an image folder or a benchmark sequence folder.
 
         A sequence folder's ground truth is kept as a reference drawn on the frames, and
@@ -367,7 +367,8 @@ class MainWindow(QtWidgets.QMainWindow):
         document = Document(str(path), len(source), source.frame_size)
         document.autosave.interval_s = int(self.settings.value("autosave/interval_s", DEFAULT_AUTOSAVE_S))
         document.autosave.enabled = document.autosave.interval_s > 0
-        if reference is not None and initial_box_from_groundtruth:
+        document.review_threshold = self.threshold_spin.value()
+        if reference is not None:
             present = np.flatnonzero(np.isfinite(reference).all(axis=1))
             if len(present):
                 track = document.add_track(name)
@@ -440,7 +441,6 @@ class MainWindow(QtWidgets.QMainWindow):
         self.reference_boxes = reference
         document.primary_variant = self.variant_names[0]
         document.weights = {spec.name: spec.weights or "" for spec in self.variants}
-        document.review_threshold = self.threshold_spin.value()
         self.act_keep_maps.setChecked(document.keep_maps)
         document.subscribe(self._document_changed)
         self.undo_stack.clear()
@@ -452,6 +452,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.slider.blockSignals(False)
         self.timeline.set_document(document)
         self.score_plot.set_frame_count(document.frame_count)
+        self.threshold_spin.setValue(document.review_threshold)  # a project keeps its own
         self.score_plot.set_threshold(document.review_threshold)
         self.track_list.set_document(document)
         self.current_track = None
@@ -591,23 +592,12 @@ class MainWindow(QtWidgets.QMainWindow):
             self.set_frame(frame - 1)
 
     def _settings_dialog(self) -> None:
-        dialog = QtWidgets.QDialog(self)
-        dialog.setWindowTitle("Settings")
-        form = QtWidgets.QFormLayout(dialog)
-        interval = QtWidgets.QSpinBox()
-        interval.setRange(0, 3600)
-        interval.setSuffix(" s")
-        interval.setSpecialValueText("off")
         current = self.document.autosave if self.document else None
-        interval.setValue(current.interval_s if current and current.enabled
-                          else int(self.settings.value("autosave/interval_s", DEFAULT_AUTOSAVE_S)))
-        form.addRow("Autosave every", interval)
-        buttons = QtWidgets.QDialogButtonBox(QtWidgets.QDialogButtonBox.Ok | QtWidgets.QDialogButtonBox.Cancel)
-        buttons.accepted.connect(dialog.accept)
-        buttons.rejected.connect(dialog.reject)
-        form.addRow(buttons)
-        if dialog.exec_() == QtWidgets.QDialog.Accepted:
-            self.set_autosave_interval(interval.value())
+        seconds = (current.interval_s if current and current.enabled
+                   else int(self.settings.value("autosave/interval_s", DEFAULT_AUTOSAVE_S)))
+        chosen = dialogs.ask_autosave_interval(self, seconds)
+        if chosen is not None:
+            self.set_autosave_interval(chosen)
 
     def set_autosave_interval(self, seconds: int) -> None:
         """Autosave every ``seconds`` (0: never), for this document and the next ones."""
@@ -618,38 +608,12 @@ class MainWindow(QtWidgets.QMainWindow):
             self.autosaver.restart()
 
     def show_help(self) -> None:
-        dialog = QtWidgets.QDialog(self)
-        dialog.setWindowTitle("Keyboard shortcuts")
-        table = QtWidgets.QTableWidget(0, 2)
-        table.setHorizontalHeaderLabels(["Action", "Shortcut"])
-        table.verticalHeader().setVisible(False)
-        table.setEditTriggers(QtWidgets.QAbstractItemView.NoEditTriggers)
-        for menu_title, rows in self.shortcut_table().items():
-            for text, keys in rows:
-                row = table.rowCount()
-                table.insertRow(row)
-                table.setItem(row, 0, QtWidgets.QTableWidgetItem(f"{menu_title}: {text}"))
-                table.setItem(row, 1, QtWidgets.QTableWidgetItem(keys))
-        table.resizeColumnsToContents()
-        table.horizontalHeader().setStretchLastSection(True)
-        layout = QtWidgets.QVBoxLayout(dialog)
-        layout.addWidget(QtWidgets.QLabel("Drag on the frame to pan, wheel to zoom. In \"new box\" mode "
-                                          "a drag draws the box; drag a box or its corners to correct it."))
-        layout.addWidget(table)
-        dialog.resize(520, 640)
-        self.help_dialog = dialog
-        dialog.open()
+        self.help_dialog = dialogs.ShortcutsDialog(self.menus, self)
+        self.help_dialog.open()
 
     def shortcut_table(self) -> dict[str, list[tuple[str, str]]]:
         """Every menu action that has a shortcut, by menu: the Help dialog's content."""
-        table = {}
-        for title, menu in self.menus.items():
-            rows = [(action.text().replace("&", "").rstrip("…"),
-                     ", ".join(s.toString(QtGui.QKeySequence.NativeText) for s in action.shortcuts()))
-                    for action in menu.actions() if not action.isSeparator() and action.shortcuts()]
-            if rows:
-                table[title] = rows
-        return table
+        return dialogs.shortcut_table(self.menus)
 
     def _about(self) -> None:
         QtWidgets.QMessageBox.about(self, "About HNSE Studio", "HNSE Studio: annotate and inspect with the "
@@ -805,28 +769,23 @@ class MainWindow(QtWidgets.QMainWindow):
                                                             self.frame_index, flag))
 
     def interpolate_gap(self) -> None:
-        """Interpolate the frames between the two keyframes around the current frame
-        (or, on a keyframe, after it: before it when it is the last one)."""
+        """Interpolate between the two keyframes around the current frame; on a keyframe,
+        the gap after it (before it, when it is the last one)."""
         if not self._editable() or self.current_track is None:
             return
         keys = self.document.keyframes(self.current_track)
-        after = keys[keys > self.frame_index]
-        before = keys[keys < self.frame_index] if self.frame_index not in keys or not len(after) else \
-            np.array([self.frame_index])
-        if not len(before) or not len(after):
+        position = int(np.searchsorted(keys, self.frame_index, side="right"))  # keys[:position] <= frame
+        if position == len(keys) and position and keys[-1] == self.frame_index:
+            position -= 1
+        if not 0 < position < len(keys):
             self.statusBar().showMessage("interpolation needs a keyframe before and after this frame", 5000)
             return
-        self._interpolate([(int(before[-1]) + 1, int(after[0]))])
+        self._interpolate([(int(keys[position - 1]) + 1, int(keys[position]))])
 
     def interpolate_empty(self) -> None:
         """Interpolate every run of frames that has no box at all."""
-        if not self._editable() or self.current_track is None:
-            return
-        track = self.document.track(self.current_track)
-        empty = (track.origin == Origin.NONE).astype(np.int8)
-        edges = np.diff(np.concatenate(([0], empty, [0])))
-        runs = list(zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist()))
-        self._interpolate(runs)
+        if self._editable() and self.current_track is not None:
+            self._interpolate(runs_of(self.document.track(self.current_track).origin == Origin.NONE))
 
     def _interpolate(self, ranges: list[tuple[int, int]]) -> None:
         ranges = [(a, b) for a, b in ranges if b > a]
@@ -878,6 +837,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.progress.setValue(0)
         self.progress.setVisible(True)
         self.fps_label.setText("starting…" if self.models_ready else "loading models…")
+        self._load_models()  # queued before the run, so a run right after opening waits for them
         self.tracking.run(request)
         self._update_actions()
         self._redraw_frame_overlays()
@@ -902,8 +862,13 @@ class MainWindow(QtWidgets.QMainWindow):
                 self.document.apply_tracking(step.track_id, step.frame_index, result.box, result.score, name)
             except InputError as error:  # a degenerate box: keep the run going, say so
                 self.statusBar().showMessage(f"frame {step.frame_index + 1}: {error}", 4000)
-            if result.maps:
-                self.document.store_maps(name, step.frame_index, result.maps)
+            if result.maps and self.document.keep_maps:
+                try:
+                    self.document.store_maps(name, step.frame_index, result.maps)
+                except ValueError as error:  # maps of another shape than those kept (other weights)
+                    self.act_keep_maps.setChecked(False)
+                    self.document.keep_maps = False
+                    self.show_error(f"maps are no longer kept: {error}")
         self.results[(step.track_id, step.frame_index)] = step.results
         while len(self.results) > RESULT_CACHE_FRAMES:
             self.results.popitem(last=False)

@@ -18,7 +18,7 @@ ROW_HEIGHT = 16
 MARGIN = 6
 
 
-def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+def runs_of(mask: np.ndarray) -> list[tuple[int, int]]:
     """Maximal runs of True in a (N,) bool array as (start, stop) pairs."""
     edges = np.diff(np.concatenate(([0], mask.astype(np.int8), [0])))
     return list(zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist()))
@@ -94,17 +94,17 @@ class Timeline(QtWidgets.QWidget):
         inner_top, inner_height = top + 3, ROW_HEIGHT - 6
         self._span(painter, 0, track.frame_count, inner_top, inner_height, QtGui.QColor(60, 60, 68))
         colour = QtGui.QColor(*track.color)
-        for start, stop in _runs(track.origin == Origin.TRACKED):
+        for start, stop in runs_of(track.origin == Origin.TRACKED):
             self._span(painter, start, stop, inner_top, inner_height, colour)
         light = colour.lighter(160)
         light.setAlpha(160)
-        for start, stop in _runs(track.origin == Origin.INTERPOLATED):
+        for start, stop in runs_of(track.origin == Origin.INTERPOLATED):
             self._span(painter, start, stop, inner_top, inner_height, light)
         review = (track.flags & (Flag.NEEDS_REVIEW | Flag.DECODE_FAILED)) != 0
-        for start, stop in _runs(review):
+        for start, stop in runs_of(review):
             self._span(painter, start, stop, top, 3, QtGui.QColor(235, 50, 50))
         hidden = (track.flags & (Flag.OCCLUDED | Flag.ABSENT)) != 0
-        for start, stop in _runs(hidden):
+        for start, stop in runs_of(hidden):
             self._span(painter, start, stop, top + ROW_HEIGHT - 3, 3, QtGui.QColor(170, 170, 170))
         painter.setRenderHint(QtGui.QPainter.Antialiasing)
         painter.setPen(QtGui.QPen(QtGui.QColor(20, 20, 20), 1))

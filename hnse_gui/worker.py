@@ -179,8 +179,6 @@ class TrackingWorker(QtCore.QObject):
         if self._source is None:
             return end("error", request.start_frame, "no video is open")
         if not self._trackers:
-            self._load(self._specs)
-        if not self._trackers:
             return end("error", request.start_frame, "no model is loaded")
         frame_count = len(self._source)
         box = request.start_box

@@ -229,6 +229,17 @@ def test_annotate_track_correct_undo_save_reopen(qtbot, window, tmp_path):
 
 
 def test_stop_ends_a_run_at_once_and_the_window_stays_responsive(qtbot, window):
+    window.frames_spin.setValue(0)  # until stopped
+    window.threshold_spin.setValue(0.0)
+    window.act_track_fwd.trigger()
+    track_ = window.document.track(window.current_track)
+
+    def tracked() -> int:
+        return int((track_.origin == Origin.TRACKED).sum())
+
+    # importing torch holds the interpreter lock for seconds, once per session: measure
+    # the event loop from the first tracked frame on, while frames are being tracked
+    qtbot.waitUntil(lambda: tracked() >= 1, timeout=RUN_TIMEOUT_MS)
     gaps, last = [], [time.perf_counter()]
 
     def tick():
@@ -239,25 +250,20 @@ def test_stop_ends_a_run_at_once_and_the_window_stays_responsive(qtbot, window):
     heartbeat = QtCore.QTimer()
     heartbeat.timeout.connect(tick)
     heartbeat.start(20)
-    window.frames_spin.setValue(0)  # until stopped
-    window.threshold_spin.setValue(0.0)
-    window.act_track_fwd.trigger()
-    track_ = window.document.track(window.current_track)
-    qtbot.waitUntil(lambda: (track_.origin == Origin.TRACKED).sum() >= 3, timeout=RUN_TIMEOUT_MS)
-    with qtbot.waitSignal(window.runFinished, timeout=10_000) as blocker:
+    qtbot.waitUntil(lambda: tracked() >= 4, timeout=RUN_TIMEOUT_MS)
+    heartbeat.stop()
+    with qtbot.waitSignal(window.runFinished, timeout=30_000) as blocker:
         stopped_at = time.perf_counter()
         QTest.keyClick(window, QtCore.Qt.Key_Escape)
     latency = time.perf_counter() - stopped_at
-    heartbeat.stop()
     end = blocker.args[0]
     assert end.reason == "stopped"
-    assert 3 <= end.frames_done < 60
-    assert latency < 5.0  # at most the frame in progress
-    assert max(gaps) < 2.0  # the GUI thread never waited for a whole run
-    tracked = int((track_.origin == Origin.TRACKED).sum())
-    assert tracked == end.frames_done
+    assert 4 <= end.frames_done < 60
+    assert latency < 10.0  # the frame in progress, on a busy machine
+    assert len(gaps) > 10 and max(gaps) < 1.0  # the GUI thread never waited for the tracker
+    assert tracked() == end.frames_done
     window.act_undo.trigger()
-    assert (track_.origin == Origin.TRACKED).sum() == 0
+    assert tracked() == 0
 
 
 def test_low_score_stops_the_run_and_flags_the_frame(qtbot, window):
