@@ -451,3 +451,41 @@ def test_a_video_file_opens_and_decodes_by_index(window, tmp_path):
     difference = np.abs(shown.astype(int) - frames[6][..., ::-1].astype(int)).mean()
     assert difference < 10  # the same picture, through one more JPEG round
     assert np.abs(shown.astype(int) - frames[0][..., ::-1].astype(int)).mean() > difference
+
+
+def test_play_zoom_and_jump(qtbot, window):
+    window.act_play.trigger()
+    qtbot.waitUntil(lambda: window.frame_index >= 3, timeout=20_000)
+    window.act_play.trigger()
+    stopped_at = window.frame_index
+    qtbot.wait(300)
+    assert window.frame_index == stopped_at
+    assert window.slider.value() == stopped_at
+    width = window.frame_view.view.viewRange()[0][1] - window.frame_view.view.viewRange()[0][0]
+    window.act_zoom_in.trigger()
+    zoomed = window.frame_view.view.viewRange()[0][1] - window.frame_view.view.viewRange()[0][0]
+    assert zoomed == pytest.approx(width / 1.25, rel=0.02)
+    window.act_fit.trigger()
+    window.slider.setValue(77)
+    assert window.frame_index == 77
+
+
+def test_an_undecodable_frame_ends_the_run_flagged(qtbot, make_window, tmp_path):
+    folder = tmp_path / "damaged"
+    folder.mkdir()
+    for index in range(1, 6):
+        shutil.copy(CROSSING / "img" / f"{index:05d}.jpg", folder / f"{index:05d}.jpg")
+    (folder / "00003.jpg").write_bytes(b"\xff\xd8 this is not a JPEG")
+    window = make_window()
+    assert window.open_media(folder)
+    window.act_new_box.trigger()
+    drag(window, (200, 148), (226, 204))
+    end = track(qtbot, window, +1, 10)
+    assert (end.reason, end.last_frame, end.frames_done) == ("decode_failed", 2, 1)
+    track_ = window.document.track(window.current_track)
+    assert track_.flags[2] & Flag.DECODE_FAILED and track_.origin[1] == Origin.TRACKED
+    assert "00003.jpg" in window.last_error
+    window.set_frame(2)  # the view shows a blank frame and says why, and the window goes on
+    assert "00003.jpg" in window.statusBar().currentMessage()
+    window.set_frame(4)
+    assert window.frame_view.image.image.mean() > 10
