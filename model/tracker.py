@@ -19,9 +19,15 @@ import torch
 from model.config import Config, NetworkConfig
 from model.errors import InputError
 from model.geometry import CropWindow, context_size, map_rect
+from model.inference import CPU_DEFAULT_BACKEND, make_backend
 from model.ops import box_iou, nms
 from model.result import Candidate, TrackResult
 from model.targets import decode_ltrb
+
+
+# embed_dist is computed on the best-scoring cells only (see Tracker._embedding_map).
+EMBED_MAX_CELLS = 32
+EMBED_MIN_FRACTION = 0.1
 
 
 def _as_bgr(frame: np.ndarray) -> np.ndarray:
@@ -50,12 +56,16 @@ class Tracker:
 
     ``inspect=True`` fills :attr:`TrackResult.maps` with every inspection map and the NMS
     candidates; ``False`` keeps only ``score`` and ``final`` (the fastest path).
+    ``backend`` runs the per-frame network pass: a name of :data:`model.inference.BACKENDS`
+    or a backend object (shared, e.g. by :meth:`with_track_config`); ``"eager"`` always
+    uses ``net``'s current weights, the others freeze them when the tracker is made.
     """
 
-    def __init__(self, net, config: Config, inspect: bool = True):
+    def __init__(self, net, config: Config, inspect: bool = True, backend="eager"):
         self.net = net.eval()
         self.config = config
         self.inspect = inspect
+        self.backend = make_backend(net, backend) if isinstance(backend, str) else backend
         self.sizes = net.sizes
         self.device = next(net.parameters()).device
         s = self.sizes.score_size
@@ -69,22 +79,27 @@ class Tracker:
     # --- construction ------------------------------------------------------------------
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, device: str = "cpu", inspect: bool = True) -> "Tracker":
+    def from_checkpoint(cls, path: str | Path, device: str = "cpu", inspect: bool = True,
+                        backend: str | None = None) -> "Tracker":
+        """The tracker of a weights file; ``backend`` defaults to
+        :data:`~model.inference.CPU_DEFAULT_BACKEND` on the CPU and ``"torch"`` elsewhere."""
         from model.checkpoint import load_network
 
         net, config, _ = load_network(path, device)
-        return cls(net, config, inspect)
+        if backend is None:
+            backend = CPU_DEFAULT_BACKEND if torch.device(device).type == "cpu" else "torch"
+        return cls(net, config, inspect, backend)
 
     @classmethod
     def random(cls, backbone: str = "efficientnet_lite0", he_head: bool = True, seed: int = 0,
-               inspect: bool = True, **network) -> "Tracker":
+               inspect: bool = True, backend: str = "eager", **network) -> "Tracker":
         """A tracker with untrained heads (ImageNet backbone for the lite model), for tests."""
         from model.network import HNSENet
 
         torch.manual_seed(seed)
         network.setdefault("pretrained", backbone == "efficientnet_lite0")
         net_config = NetworkConfig(backbone=backbone, he_head=he_head, **network)
-        return cls(HNSENet(net_config), Config(network=net_config), inspect)
+        return cls(HNSENet(net_config), Config(network=net_config), inspect, backend)
 
     # --- tracking ----------------------------------------------------------------------
 
@@ -122,7 +137,7 @@ class Tracker:
         s_z = context_size(self.size[0], self.size[1], cfg.context_amount)
         window = CropWindow(self.center[0], self.center[1], s_z * net_config.instance_size / net_config.exemplar_size,
                             net_config.instance_size)
-        out = self.net.track(self._tensor(window.extract(frame, self.channel_mean)))
+        out = self.backend.track(self._tensor(window.extract(frame, self.channel_mean)))
 
         score = out["score"].float().cpu().numpy()
         centerness = out["centerness"].float().cpu().numpy()
@@ -180,8 +195,8 @@ class Tracker:
         for name, level in zip(("level2", "level3", "level4"), out["levels"]):
             result.maps[name] = level.float().cpu().numpy()
         if out["embedding_features"] is not None and self.net._exemplar_vector is not None:
-            distance = self.net.embedding_distance(out["embedding_features"], flat_boxes)
-            result.maps["embed_dist"] = distance.reshape(s, s).float().cpu().numpy()
+            result.maps["embed_dist"] = self._embedding_map(out["embedding_features"], flat_boxes,
+                                                            result.maps["score"])
 
         final_t = torch.from_numpy(final).reshape(-1).to(flat_boxes.device)
         order = final_t.argsort(descending=True)[: max(cfg.top_k * 8, cfg.top_k)]
@@ -196,6 +211,24 @@ class Tracker:
                                                score=float(result.maps["score"].reshape(-1)[index]),
                                                iou=float(overlap), label=label))
 
+    def _embedding_map(self, features: torch.Tensor, flat_boxes: torch.Tensor, score: np.ndarray) -> np.ndarray:
+        """(S, S) distance of each cell's box embedding to the exemplar vector (Sec. 3.3),
+        NaN on the cells not computed.
+
+        Embedding all S*S boxes (RoI Align + two convolutions each) costs several times
+        the whole network pass, so only the cells that could be a target or a distractor
+        get one: those scoring at least ``EMBED_MIN_FRACTION`` of the best score, the
+        ``EMBED_MAX_CELLS`` best of them at most.
+        """
+        flat_score = torch.from_numpy(score.reshape(-1))
+        order = flat_score.argsort(descending=True)[:EMBED_MAX_CELLS]
+        order = order[flat_score[order] >= EMBED_MIN_FRACTION * flat_score[order[0]]]
+        distance = torch.full((score.size,), float("nan"))
+        if len(order):  # empty only when the score map is NaN
+            distance[order] = self.net.embedding_distance(features, flat_boxes[order]).float().cpu()
+        return distance.reshape(score.shape).numpy()
+
     def with_track_config(self, **changes) -> "Tracker":
         """The same network with other tracking hyper-parameters (for tuning)."""
-        return Tracker(self.net, replace(self.config, track=replace(self.config.track, **changes)), self.inspect)
+        return Tracker(self.net, replace(self.config, track=replace(self.config.track, **changes)), self.inspect,
+                       self.backend)

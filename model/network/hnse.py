@@ -143,8 +143,13 @@ class HNSENet(nn.Module):
         """
         if self._kernels is None:
             raise RuntimeError("template() must be called before track()")
+        return self.search(x, self._kernels)
+
+    def search(self, x: torch.Tensor, kernels: list) -> dict:
+        """:meth:`track` with the template ``kernels`` (one (cls, reg) pair per level) given
+        explicitly, so that inference backends can export or trace this one function."""
         levels = self.features(x)
-        per_level, fused = self._heads(self._kernels, levels)
+        per_level, fused = self._heads(kernels, levels)
         return {
             "score": torch.softmax(fused["score"], dim=1)[0, 1],
             "centerness": torch.sigmoid(fused["centerness"])[0, 0],

@@ -1,0 +1,283 @@
+"""Inference backends for the tracker's per-frame network pass (Sec. 3.5).
+
+Every frame the tracker runs the *search branch*: backbone, neck, the three FCOS heads
+against the template kernels cached by :meth:`HNSENet.template`, and the fusion of
+Eq. 9. A backend is anything with ``track(x) -> dict`` returning what
+:meth:`HNSENet.track` returns, from a search crop ``x`` (1, 3, 255, 255) float BGR:
+
+* ``"eager"``: :meth:`HNSENet.track` itself, as written. Always sees the network's
+  current weights (use it while training).
+* ``"torch"``: a copy of the network with every BatchNorm folded into the convolution
+  it follows (:func:`fold_batchnorm`), run under ``torch.inference_mode``. Same
+  operators, fewer of them; the weights are frozen at construction.
+* ``"onnx"``: the search branch exported once with ``torch.onnx.export``, the six
+  template kernels being *inputs* (so one export serves every ``init``), and run by
+  ONNX Runtime, whose CPU kernels fuse convolution + activation and are markedly faster
+  on the depth-wise convolutions of EfficientNet-Lite0. Exports are cached on disk
+  (:func:`onnx_cache_dir`) by a hash of the weights and the network config, so only the
+  first load of a weights file pays for the export.
+
+:func:`make_backend` builds one by name.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import io
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from model.config import Config, config_to_dict
+from model.errors import InputError
+
+BACKENDS = ("eager", "torch", "onnx")
+CPU_DEFAULT_BACKEND = "onnx"  # the fastest on the CPU (BENCHMARKS.md); Tracker.from_checkpoint's default there
+ONNX_CACHE_ENV = "HNSE_CACHE_DIR"
+ONNX_OPSET = 17
+_KERNEL_NAMES = tuple(f"{branch}_kernel{level}" for level in (2, 3, 4) for branch in ("cls", "reg"))
+_OUTPUT_NAMES = ("score", "centerness", "ltrb", "level2", "level3", "level4", "embedding_features")
+
+
+# --- BatchNorm folding ------------------------------------------------------------------
+
+def _conv_bn_pairs(module: nn.Module, run) -> dict[nn.BatchNorm2d, nn.Conv2d]:
+    """Which BatchNorm consumes which convolution's output, seen on one call of ``run()``.
+
+    A BatchNorm is paired only when every input it received came straight out of one
+    and the same ``Conv2d`` (read from the dataflow, not from module names or order).
+    """
+    produced: dict[int, nn.Conv2d] = {}
+    keep_alive = []  # ids stay unique only while the tensors live
+    sources: dict[nn.BatchNorm2d, set] = {}
+
+    def after_conv(conv, _inputs, output):
+        produced[id(output)] = conv
+        keep_alive.append(output)
+
+    def before_bn(bn, inputs):
+        sources.setdefault(bn, set()).add(produced.get(id(inputs[0])))
+
+    handles = [m.register_forward_hook(after_conv) for m in module.modules() if isinstance(m, nn.Conv2d)]
+    handles += [m.register_forward_pre_hook(before_bn) for m in module.modules() if isinstance(m, nn.BatchNorm2d)]
+    try:
+        with torch.no_grad():
+            run()
+    finally:
+        for handle in handles:
+            handle.remove()
+    pairs = {bn: next(iter(convs)) for bn, convs in sources.items() if len(convs) == 1 and None not in convs}
+    used = [id(conv) for conv in pairs.values()]
+    # A convolution feeding two BatchNorms cannot absorb both.
+    return {bn: conv for bn, conv in pairs.items() if used.count(id(conv)) == 1}
+
+
+def fold_batchnorm(module: nn.Module, run) -> int:
+    """Fold eval-mode BatchNorms into the convolutions that feed them, in place.
+
+    ``run()`` calls ``module`` once on example inputs, to find the conv -> BatchNorm
+    pairs (:func:`_conv_bn_pairs`). Each pair becomes one convolution with
+    ``W' = W * g / sqrt(v + eps)`` and ``b' = (b - m) * g / sqrt(v + eps) + beta`` and the
+    BatchNorm an ``Identity``. Assumes, as everywhere in :class:`HNSENet`, that a
+    convolution followed by a BatchNorm has no other consumer. Returns the number folded.
+    """
+    module.eval()
+    pairs = _conv_bn_pairs(module, run)
+    parents = [(parent, name, child) for parent in module.modules() for name, child in parent.named_children()]
+    for parent, name, child in parents:
+        conv = pairs.get(child)
+        if conv is None:
+            continue
+        bn = child
+        scale = bn.weight.detach() / torch.sqrt(bn.running_var + bn.eps)
+        bias = conv.bias.detach() if conv.bias is not None else torch.zeros_like(bn.running_mean)
+        with torch.no_grad():
+            conv.weight.mul_(scale.view(-1, 1, 1, 1))
+            conv.bias = nn.Parameter((bias - bn.running_mean) * scale + bn.bias.detach())
+        setattr(parent, name, nn.Identity())
+    return len(pairs)
+
+
+def _example_run(net):
+    """A closure running ``net``'s template and search passes on constant images."""
+    size = net.config.exemplar_size, net.config.instance_size
+    device = net.grid.device
+
+    def run():
+        z = torch.full((1, 3, size[0], size[0]), 100.0, device=device)
+        x = torch.full((1, 3, size[1], size[1]), 100.0, device=device)
+        net.search(x, net._kernels_from(net.features(z)))
+
+    return run
+
+
+# --- backends ---------------------------------------------------------------------------
+
+class EagerBackend:
+    """:meth:`HNSENet.track`, unchanged: the reference every other backend matches."""
+
+    name = "eager"
+
+    def __init__(self, net):
+        self.net = net
+
+    def track(self, x: torch.Tensor) -> dict:
+        return self.net.track(x)
+
+
+class TorchBackend:
+    """A BatchNorm-folded copy of the network, run under ``torch.inference_mode``."""
+
+    name = "torch"
+
+    def __init__(self, net):
+        self.net = net
+        self.folded = copy.deepcopy(net).eval()
+        self.folded_count = fold_batchnorm(self.folded, _example_run(self.folded))
+
+    def track(self, x: torch.Tensor) -> dict:
+        if self.net._kernels is None:
+            raise RuntimeError("template() must be called before track()")
+        with torch.inference_mode():
+            return self.folded.search(x, self.net._kernels)
+
+
+class SearchBranch(nn.Module):
+    """:meth:`HNSENet.search` as a module of tensors only, for export.
+
+    forward(x (1, 3, I, I), cls_kernel2, reg_kernel2, ..., reg_kernel4 (1, C, 7, 7)) ->
+    (score, centerness, ltrb, level2, level3, level4[, embedding_features]).
+    """
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor, *kernels: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        out = self.net.search(x, [tuple(kernels[i:i + 2]) for i in range(0, len(kernels), 2)])
+        outputs = (out["score"], out["centerness"], out["ltrb"], *out["levels"])
+        if out["embedding_features"] is not None:
+            outputs += (out["embedding_features"],)
+        return outputs
+
+
+def onnx_cache_dir() -> Path:
+    """``$HNSE_CACHE_DIR`` or ``~/.cache/hnse-studio``, plus ``/onnx``."""
+    root = os.environ.get(ONNX_CACHE_ENV) or Path.home() / ".cache" / "hnse-studio"
+    return Path(root) / "onnx"
+
+
+def _network_digest(net) -> str:
+    """Hash of everything the exported graph depends on: weights, config, exporter."""
+    digest = hashlib.sha256()
+    digest.update(repr(config_to_dict(Config(network=net.config))["network"]).encode())
+    digest.update(f"{torch.__version__} opset {ONNX_OPSET}".encode())
+    for name, tensor in sorted(net.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:24]
+
+
+def export_onnx(net) -> bytes:
+    """The search branch of ``net`` as an ONNX model (template kernels as inputs)."""
+    # A copy: the exporter switches the module it is given between modes and runs it.
+    net = copy.deepcopy(net).eval()
+    size = net.config.instance_size
+    x = torch.full((1, 3, size, size), 100.0, device=net.grid.device)
+    with torch.no_grad():
+        kernels = net._kernels_from(net.features(torch.full(
+            (1, 3, net.config.exemplar_size, net.config.exemplar_size), 100.0, device=net.grid.device)))
+    flat = [k for pair in kernels for k in pair]
+    outputs = _OUTPUT_NAMES if net.embedding is not None else _OUTPUT_NAMES[:-1]
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        # The torch.export-based exporter needs onnxscript, which we do not depend on;
+        # the TorchScript one handles this static graph exactly.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        # Tracing warns about shape checks turned constant; every shape here is fixed.
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        torch.onnx.export(SearchBranch(net).eval(), (x, *flat), buffer, dynamo=False, opset_version=ONNX_OPSET,
+                          input_names=["x", *_KERNEL_NAMES], output_names=list(outputs),
+                          do_constant_folding=True)
+    return buffer.getvalue()
+
+
+def cached_onnx(net, cache_dir: Path | None = None) -> bytes:
+    """:func:`export_onnx` of ``net``, read from / written to the cache when possible.
+
+    A cache that cannot be written (read-only home) only costs the export next time.
+    """
+    path = (cache_dir or onnx_cache_dir()) / f"search-{_network_digest(net)}.onnx"
+    if path.is_file():
+        return path.read_bytes()
+    model = export_onnx(net)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_bytes(model)
+        os.replace(tmp, path)
+    except OSError:
+        pass
+    return model
+
+
+class OnnxBackend:
+    """The exported search branch on ONNX Runtime's CPU provider.
+
+    ``threads`` (default: torch's thread count) sets ONNX Runtime's intra-op threads, so
+    the backend uses the same cores torch would.
+    """
+
+    name = "onnx"
+
+    def __init__(self, net, threads: int | None = None, cache_dir: Path | None = None):
+        import onnxruntime
+
+        if net.grid.device.type != "cpu":
+            raise InputError(f"the onnx backend runs on the CPU; the network is on {net.grid.device}")
+        self.net = net
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads or torch.get_num_threads()
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = onnxruntime.InferenceSession(cached_onnx(net, cache_dir), options,
+                                                    providers=["CPUExecutionProvider"])
+        self.output_names = [output.name for output in self.session.get_outputs()]
+        self._kernels = None
+        self._kernel_feeds: dict[str, np.ndarray] = {}
+
+    def _feeds(self, kernels) -> dict[str, np.ndarray]:
+        if kernels is not self._kernels:  # converted once per init, not once per frame
+            flat = [k for pair in kernels for k in pair]
+            self._kernel_feeds = {name: k.detach().cpu().numpy() for name, k in zip(_KERNEL_NAMES, flat)}
+            self._kernels = kernels
+        return self._kernel_feeds
+
+    def track(self, x: torch.Tensor) -> dict:
+        kernels = self.net._kernels
+        if kernels is None:
+            raise RuntimeError("template() must be called before track()")
+        feeds = {"x": np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float32), **self._feeds(kernels)}
+        out = dict(zip(self.output_names, (torch.from_numpy(a) for a in self.session.run(None, feeds))))
+        return {
+            "score": out["score"],
+            "centerness": out["centerness"],
+            "ltrb": out["ltrb"],
+            "levels": [out["level2"], out["level3"], out["level4"]],
+            "embedding_features": out.get("embedding_features"),
+        }
+
+
+def make_backend(net, name: str = "eager", threads: int | None = None):
+    """The backend called ``name`` (one of :data:`BACKENDS`) for ``net``."""
+    if name == "eager":
+        return EagerBackend(net)
+    if name == "torch":
+        return TorchBackend(net)
+    if name == "onnx":
+        return OnnxBackend(net, threads)
+    raise InputError(f"unknown inference backend {name!r} (expected one of {', '.join(BACKENDS)})")
