@@ -3,10 +3,17 @@
 PATH is a video file, an image folder, a benchmark sequence folder or a project
 file (.h5); without it the bundled sample clip opens. ``--demo`` tracks ``--frames``
 frames from the first box with both model variants, saves ``--screenshot`` and exits.
+``--exit-after-first-frame`` prints ``first frame shown`` once the frame view has
+painted a frame and ends the process at once: the start-up probe of ``bench``.
 """
 from __future__ import annotations
 
+import os
+import sys
+
 from model.errors import InputError
+
+FIRST_FRAME_LINE = "first frame shown"
 
 
 def add_arguments(parser) -> None:
@@ -15,8 +22,13 @@ def add_arguments(parser) -> None:
                         help="track --frames frames from the first box, save --screenshot and exit")
     parser.add_argument("--frames", type=int, default=30, help="frames the demo tracks (default 30)")
     parser.add_argument("--screenshot", metavar="PNG", help="with --demo: save a screenshot of the window")
+    parser.add_argument("--weights", metavar="DIR", default=None,
+                        help="folder holding lite_he.pt and lite_nohe.pt (default resources/weights); "
+                             "a missing file becomes an untrained network")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads for tracking")
     parser.add_argument("--settings", metavar="INI", help="settings file (default: the user's settings)")
+    parser.add_argument("--exit-after-first-frame", action="store_true",
+                        help="print a line and exit as soon as the first frame is on screen (start-up benchmark)")
 
 
 def run(args) -> int:
@@ -26,5 +38,38 @@ def run(args) -> int:
         raise InputError("--screenshot needs --demo")
     from hnse_gui.app import main
 
+    # The probe's QApplication must outlive main(), which reuses it.
+    app = _application_with_first_frame_probe() if args.exit_after_first_frame else None  # noqa: F841
     return main(args.path, demo_frames=args.frames if args.demo else None, screenshot=args.screenshot,
-                torch_threads=args.threads, settings_file=args.settings)
+                torch_threads=args.threads, settings_file=args.settings, weights_dir=args.weights)
+
+
+def _application_with_first_frame_probe():
+    """The QApplication, watching every paint; after the first one of a frame view that
+    holds a frame, print :data:`FIRST_FRAME_LINE` and end the process.
+
+    The process ends with ``os._exit``: the window has only just opened its media (no
+    edit to save), and a normal close would wait for the tracking thread, which may be
+    busy importing torch, to finish.
+    """
+    from PyQt5 import QtCore
+
+    from hnse_gui.app import create_application
+    from hnse_gui.frame_view import FrameView
+
+    class FirstFrameProbe(QtCore.QObject):
+        def eventFilter(self, watched, event):  # noqa: N802 - Qt's name
+            if event.type() == QtCore.QEvent.Paint and isinstance(watched.parent(), FrameView) \
+                    and watched.parent().image.image is not None:
+                QtCore.QTimer.singleShot(0, self.report)  # after this paint has completed
+            return False
+
+        def report(self) -> None:
+            print(FIRST_FRAME_LINE, flush=True)
+            sys.stderr.flush()
+            os._exit(0)
+
+    app = create_application()
+    probe = FirstFrameProbe(app)  # a child of the application: lives as long as it does
+    app.installEventFilter(probe)
+    return app

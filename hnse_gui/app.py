@@ -178,14 +178,16 @@ def report_unexpected_errors(window) -> None:
 
 
 def main(path: str | None = None, demo_frames: int | None = None, screenshot: str | None = None,
-         torch_threads: int | None = None, settings_file: str | None = None) -> int:
+         torch_threads: int | None = None, settings_file: str | None = None,
+         weights_dir: str | None = None) -> int:
     """Run the application; returns the exit code."""
     from hnse_gui.main_window import MainWindow
 
     app = create_application()
     settings = (QtCore.QSettings(settings_file, QtCore.QSettings.IniFormat) if settings_file
                 else QtCore.QSettings())
-    window = MainWindow(default_variants(), settings, recovery_dir(), torch_threads=torch_threads)
+    variants = default_variants(Path(weights_dir) if weights_dir else WEIGHTS)
+    window = MainWindow(variants, settings, recovery_dir(), torch_threads=torch_threads)
     window.offer_recovery = demo_frames is None
     if demo_frames is None:
         report_unexpected_errors(window)

@@ -489,3 +489,26 @@ def test_an_undecodable_frame_ends_the_run_flagged(qtbot, make_window, tmp_path)
     assert "00003.jpg" in window.statusBar().currentMessage()
     window.set_frame(4)
     assert window.frame_view.image.image.mean() > 10
+
+
+SHIPPED_WEIGHTS = Path(__file__).resolve().parents[1] / "resources" / "weights"
+
+
+@pytest.mark.skipif(not list(SHIPPED_WEIGHTS.glob("*.pt")), reason="no shipped weights yet")
+def test_shipped_weights_load_and_track(qtbot, tmp_path):
+    from hnse_gui.app import default_variants
+
+    variants = default_variants(SHIPPED_WEIGHTS)
+    settings = QtCore.QSettings(str(tmp_path / "settings.ini"), QtCore.QSettings.IniFormat)
+    settings.setValue("autosave/interval_s", 0)
+    window = MainWindow(variants, settings, tmp_path / "recovery", torch_threads=1)
+    window.ask_save_changes = lambda: QtWidgets.QMessageBox.Discard
+    qtbot.addWidget(window)
+    window.show()
+    assert window.open_media(CROSSING)
+    end = track(qtbot, window, +1, 2)
+    assert end.reason == "done"
+    for spec in variants:
+        if Path(spec.weights).is_file():
+            assert Path(spec.weights).name in window.model_label.text()
+            assert window.document.weights[spec.name] == spec.weights
