@@ -1,10 +1,390 @@
-"""Placeholder until this subcommand is built."""
-from model.errors import HNSEError
+"""``python main.py bench``: speed and memory of the trackers and of the application.
+
+    python main.py bench [--quick] [--json OUT.json]
+
+Measured in one run, on the same frames (the first frames of each sequence under
+``--data``), so that the ratios hold even on a busy machine:
+
+* per-frame ``track`` time (median, p90) and fps of the shipped lite model (its weights
+  when present, else untrained weights of the same architecture), the paper's ResNet-50
+  configuration (untrained), every inference backend of both, and OpenCV's CSRT, KCF
+  and NanoTrack;
+* the extra time of the inspection maps (``inspect=True`` over ``False``);
+* the application's loop: both model variants tracking with the six heatmaps of the
+  :class:`~hnse_gui.heatmaps.HeatmapGrid` drawn offscreen, against the same two models
+  headless;
+* the application's peak memory (a ``gui --demo`` run in a subprocess) and the memory
+  growth while tracking a long synthetic video file;
+* seconds from launching ``gui`` to its first frame on screen.
+
+The table goes to stdout and, with the command and the date, into the "Speed" section
+of ``BENCHMARKS.md``; ``--json`` writes the numbers.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import gc
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "sequences"
+WEIGHTS = REPO_ROOT / "resources" / "weights"
+CONFIGS = REPO_ROOT / "resources" / "configs"
+OPENCV_TRACKERS = ("opencv:CSRT", "opencv:KCF", "opencv:NANO")
+EXTRA_BACKENDS = ("eager", "torch")  # timed besides each model's default backend
+SPEED_HEADING = "## Speed"
 
 
-def add_arguments(parser):
-    pass
+@dataclasses.dataclass(frozen=True)
+class Scale:
+    """How much a run measures."""
+
+    frames_per_clip: int  # frames of each sequence every tracker times
+    clips: int | None  # sequences used (None: all)
+    r50_frames: int  # frames each ResNet-50 backend times, in all
+    gui_frames_per_clip: int
+    long_video_frames: int
+    demo_frames: int
+    startup_runs: int
 
 
-def run(args):
-    raise HNSEError("this subcommand is not built yet")
+FULL = Scale(frames_per_clip=60, clips=None, r50_frames=30, gui_frames_per_clip=40, long_video_frames=10_000,
+             demo_frames=100, startup_runs=3)
+QUICK = Scale(frames_per_clip=12, clips=3, r50_frames=4, gui_frames_per_clip=10, long_video_frames=1_000,
+              demo_frames=10, startup_runs=1)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--quick", action="store_true",
+                        help="fewer frames (a 1,000-frame long video instead of 10,000): under two minutes")
+    parser.add_argument("--json", metavar="FILE", help="write the numbers to this JSON file")
+    parser.add_argument("--data", metavar="DIR", default=str(DEFAULT_DATA),
+                        help="folder of sequences to time on (default: ../shared/data/sequences)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads for torch and ONNX Runtime (default: torch's default)")
+    parser.add_argument("--record", metavar="MD", default=str(REPO_ROOT / "BENCHMARKS.md"),
+                        help="markdown file whose Speed section gets this run's table (default: BENCHMARKS.md)")
+    parser.add_argument("--no-record", action="store_true", help="do not write the markdown file")
+
+
+def run(args) -> int:
+    import torch
+
+    from model.data.sequences import read_dataset
+    from model.errors import InputError
+
+    if args.threads is not None:
+        if args.threads < 1:
+            raise InputError(f"--threads must be at least 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
+    scale = QUICK if args.quick else FULL
+    data = Path(args.data)
+    sequences = read_dataset(data)[: scale.clips]
+    report = run_benchmark(sequences, scale, log=lambda message: print(message, file=sys.stderr, flush=True))
+    table = format_table(report)
+    print(table)
+    if args.json:
+        Path(args.json).write_text(json.dumps(report["json"], indent=1) + "\n")
+    if not args.no_record:
+        command = "python main.py " + " ".join(sys.argv[sys.argv.index("bench"):] if "bench" in sys.argv
+                                               else ["bench"])
+        record_run(Path(args.record), table, command)
+    return 0
+
+
+# --- the models -------------------------------------------------------------------------
+
+def lite_tracker(variant: str, inspect: bool, seed: int):
+    """The shipped lite model ``variant`` ("he" or "nohe") with its default backend, or an
+    untrained network of the architecture of ``resources/configs/lite_<variant>.yaml``."""
+    from model.tracker import Tracker
+
+    weights = WEIGHTS / f"lite_{variant}.pt"
+    if weights.is_file():
+        return Tracker.from_checkpoint(weights, inspect=inspect), str(weights.relative_to(REPO_ROOT))
+    return _untrained(CONFIGS / f"lite_{variant}.yaml", inspect, seed), f"untrained (lite_{variant}.yaml)"
+
+
+def r50_tracker(config_path: Path = CONFIGS / "paper_r50.yaml"):
+    """The paper's configuration with untrained weights, default backend."""
+    return _untrained(config_path, inspect=False, seed=0)
+
+
+def _untrained(config_path: Path, inspect: bool, seed: int):
+    import torch
+
+    from model.config import load_config
+    from model.inference import CPU_DEFAULT_BACKEND
+    from model.network import HNSENet
+    from model.tracker import Tracker
+
+    config = load_config(config_path)
+    # No ImageNet file for ResNet-50 here; timing does not depend on the values.
+    network = dataclasses.replace(config.network, backbone_weights=None,
+                                  pretrained=config.network.pretrained and config.network.backbone != "resnet50")
+    config = dataclasses.replace(config, network=network)
+    torch.manual_seed(seed)
+    return Tracker(HNSENet(network), config, inspect=inspect, backend=CPU_DEFAULT_BACKEND)
+
+
+def with_backend(tracker, backend: str, inspect: bool | None = None):
+    """The same network and settings on another backend (or sharing this one's)."""
+    from model.tracker import Tracker
+
+    return Tracker(tracker.net, tracker.config, tracker.inspect if inspect is None else inspect, backend)
+
+
+# --- the run ----------------------------------------------------------------------------
+
+def run_benchmark(sequences, scale: Scale, r50_config: Path = CONFIGS / "paper_r50.yaml", log=print) -> dict:
+    """Every measurement; returns ``{"json": the report's JSON, "notes": details for the table}``.
+
+    ``r50_config`` is the ResNet-50 model's YAML (the tests give one with small heads).
+    """
+    import torch
+
+    from model.bench import clips_from_sequences, paired_overhead_ms, time_trackers, timing
+    from model.evaluate import make_tracker
+
+    notes = {"threads": torch.get_num_threads(), "cpu": _cpu_name(), "scale": scale}
+    clips = clips_from_sequences(sequences, scale.frames_per_clip + 1)
+    notes["clips"] = [clip.name for clip in clips]
+
+    log("loading models (the first ONNX export of a network takes a while; it is cached)")
+    lite, notes["lite_weights"] = lite_tracker("he", inspect=False, seed=0)
+    r50 = r50_tracker(r50_config)
+    notes["r50_config"] = Path(r50_config).name
+    notes["backend"] = lite.backend.name
+    trackers = {"lite": lite, "r50": r50}
+    for backend in EXTRA_BACKENDS:
+        if backend != lite.backend.name:
+            trackers[f"lite-{backend}"] = with_backend(lite, backend)
+            trackers[f"r50-{backend}"] = with_backend(r50, backend)
+    for name in OPENCV_TRACKERS:
+        trackers[name] = make_tracker(name)
+    limits = {name: scale.r50_frames for name in trackers if name.startswith("r50")}
+    _warm_up(trackers, clips[0])
+
+    log(f"timing {len(trackers)} trackers on {sum(len(c.frames) - 1 for c in clips)} frames of {len(clips)} clips")
+    times = time_trackers(trackers, clips, limits)
+    report = {"trackers": {name: timing(ms) for name, ms in times.items()}}
+    notes["frames"] = {name: len(ms) for name, ms in times.items()}
+    notes["backends"] = {name: tracker.backend.name for name, tracker in trackers.items() if hasattr(tracker, "backend")}
+    del trackers, r50
+    gc.collect()
+
+    log("inspection maps: inspect=True against inspect=False")
+    report["maps_overhead_ms"] = paired_overhead_ms(lite, with_backend(lite, lite.backend, inspect=True), clips)
+
+    log("application loop: both variants with the six heatmaps, and headless")
+    nohe, notes["nohe_weights"] = lite_tracker("nohe", inspect=False, seed=1)
+    gui_clips = [dataclasses.replace(clip, frames=clip.frames[: scale.gui_frames_per_clip + 1]) for clip in clips]
+    variants = {"with HE": lite, "without HE": nohe}
+    report["gui"] = {
+        "fps_dual_with_maps": dual_with_heatmaps_fps(
+            {name: with_backend(t, t.backend, inspect=True) for name, t in variants.items()}, gui_clips),
+        "fps_dual_headless": dual_headless_fps(variants, gui_clips),
+    }
+    del nohe, variants
+    gc.collect()
+
+    log(f"memory: {scale.long_video_frames}-frame video headless, then the application's --demo")
+    report["memory"] = {}
+    notes["long_video"] = long_video(with_backend(lite, lite.backend, inspect=True), scale.long_video_frames)
+    report["memory"]["rss_growth_mb_10k"] = notes["long_video"]["growth_mb"]
+    report["memory"]["peak_rss_mb"] = app_peak_rss_mb(scale.demo_frames)
+
+    log("start-up: launch to first frame")
+    starts = [startup_seconds() for _ in range(scale.startup_runs)]
+    report["startup_s"] = sorted(starts)[len(starts) // 2]
+    notes["startup_runs"] = starts
+    return {"json": report, "notes": notes}
+
+
+def _warm_up(trackers: dict, clip) -> None:
+    """One untimed init + two frames each: first calls allocate and pick kernels."""
+    for tracker in trackers.values():
+        tracker.init(clip.frames[0], clip.box)
+        for frame in clip.frames[1:3]:
+            tracker.track(frame)
+
+
+def dual_headless_fps(variants: dict, clips) -> float:
+    """Frames per second of both variants tracking every frame, no maps, no GUI."""
+    from model.bench import frames_per_second
+
+    plain = {name: with_backend(t, t.backend, inspect=False) for name, t in variants.items()}
+
+    def init(frame, box):
+        for tracker in plain.values():
+            tracker.init(frame, box)
+
+    def step(frame):
+        for tracker in plain.values():
+            tracker.track(frame)
+
+    return frames_per_second(step, clips, init)
+
+
+def dual_with_heatmaps_fps(variants: dict, clips) -> float:
+    """Frames per second of both variants tracking with every map, the application's
+    :class:`~hnse_gui.heatmaps.HeatmapGrid` showing their results each frame (offscreen
+    unless a display is set), events processed so that each frame is painted."""
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PyQt5 import QtWidgets
+
+    from hnse_gui.app import create_application
+    from hnse_gui.heatmaps import HeatmapGrid
+    from model.bench import frames_per_second
+
+    app = create_application()
+    grid = HeatmapGrid(list(variants))
+    grid.resize(560, 480)  # its size in the application's default layout
+    grid.show()
+    app.processEvents()
+
+    def init(frame, box):
+        for tracker in variants.values():
+            tracker.init(frame, box)
+
+    def step(frame):
+        grid.set_results({name: tracker.track(frame) for name, tracker in variants.items()})
+        grid.repaint()  # paint now, as the application's event loop would before the next frame
+        QtWidgets.QApplication.processEvents()
+
+    try:
+        return frames_per_second(step, clips, init)
+    finally:
+        grid.close()
+        grid.deleteLater()
+        QtWidgets.QApplication.processEvents()
+
+
+def long_video(tracker, frames: int) -> dict:
+    """RSS growth of ``tracker`` over a ``frames``-frame synthetic video file."""
+    from model.bench import long_video_rss, write_synthetic_video
+
+    with tempfile.TemporaryDirectory(prefix="hnse-bench-") as folder:
+        video = Path(folder) / "long.avi"
+        box = write_synthetic_video(video, frames)
+        return long_video_rss(tracker, video, box, baseline_frame=500)
+
+
+def _app_command(*extra: str) -> list[str]:
+    return [sys.executable, str(REPO_ROOT / "main.py"), "gui", *extra]
+
+
+def _app_env(folder: str) -> dict:
+    """Offscreen, with settings and autosave/recovery files kept out of the user's home."""
+    env = dict(os.environ)
+    env.setdefault("QT_QPA_PLATFORM", "offscreen")
+    env["XDG_DATA_HOME"] = env["XDG_CONFIG_HOME"] = folder
+    env.setdefault("XDG_RUNTIME_DIR", folder)
+    return env
+
+
+def app_peak_rss_mb(demo_frames: int) -> float:
+    """Peak RSS (MB) of the application tracking ``demo_frames`` frames of the sample
+    with both variants and every map (``gui --demo``)."""
+    from model.bench import child_peak_rss_mb
+
+    with tempfile.TemporaryDirectory(prefix="hnse-bench-") as folder:
+        command = _app_command("--demo", "--frames", str(demo_frames), "--settings", f"{folder}/settings.ini")
+        peak, _ = child_peak_rss_mb(command, timeout_s=600, env=_app_env(folder))
+    return peak
+
+
+def startup_seconds() -> float:
+    """Seconds from launching the application on its sample to the first frame painted."""
+    from hnse_cli.gui import FIRST_FRAME_LINE
+    from model.bench import seconds_to_line
+
+    with tempfile.TemporaryDirectory(prefix="hnse-bench-") as folder:
+        command = _app_command("--exit-after-first-frame", "--settings", f"{folder}/settings.ini")
+        return seconds_to_line(command, FIRST_FRAME_LINE, timeout_s=300, env=_app_env(folder))
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+# --- the report -------------------------------------------------------------------------
+
+TARGETS = (
+    ("lite >= 30 fps headless", lambda r: r["trackers"]["lite"]["fps"] >= 30),
+    ("lite at least as fast as CSRT", lambda r: r["trackers"]["lite"]["fps"] >= r["trackers"]["opencv:CSRT"]["fps"]),
+    ("both variants with all maps drawn >= 12 fps", lambda r: r["gui"]["fps_dual_with_maps"] >= 12),
+    ("r50 >= 1.3 x r50-eager", lambda r: r["trackers"]["r50"]["fps"] >= 1.3 * r["trackers"]["r50-eager"]["fps"]),
+)
+
+
+def format_table(report: dict) -> str:
+    """The run as markdown: the trackers' table, the application's numbers, the targets."""
+    result, notes = report["json"], report["notes"]
+    backends = notes["backends"]
+    lines = [
+        f"{notes['cpu']}, {notes['threads']} threads; lite weights: {notes['lite_weights']}; "
+        f"r50: untrained {notes['r50_config']}; frames: {', '.join(notes['clips'])}",
+        "",
+        "| tracker | backend | fps | median ms | p90 ms | frames |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for name, row in result["trackers"].items():
+        lines.append(f"| {name} | {backends.get(name, 'opencv')} | {row['fps']:.1f} | {row['ms_median']:.1f} | "
+                     f"{row['ms_p90']:.1f} | {notes['frames'][name]} |")
+    long_video = notes["long_video"]
+    gui = result["gui"]
+    memory = result["memory"]
+    lines += [
+        "",
+        "| measure | value |",
+        "|---|---:|",
+        f"| inspection maps (inspect=True minus False, lite HE), median ms/frame | {result['maps_overhead_ms']:.1f} |",
+        f"| both variants + six heatmaps drawn, fps | {gui['fps_dual_with_maps']:.1f} |",
+        f"| both variants headless, fps | {gui['fps_dual_headless']:.1f} |",
+        f"| application peak RSS (gui --demo), MB | {memory['peak_rss_mb']:.0f} |",
+        f"| RSS growth over a {long_video['frames']}-frame video (frame 500 to end), MB | "
+        f"{memory['rss_growth_mb_10k']:.1f} |",
+        f"| launch to first frame, s | {result['startup_s']:.2f} |",
+        "",
+        "Targets: " + "; ".join(f"{label}: {'met' if check(result) else 'NOT met'}" for label, check in TARGETS),
+    ]
+    return "\n".join(lines)
+
+
+BENCHMARKS_HEADER = """# Benchmarks
+
+Measured with `python main.py bench` (speed, memory) on the machine each entry names.
+Numbers measured in one run share its load, so compare within a run.
+
+"""
+
+
+def record_run(path: Path, table: str, command: str) -> None:
+    """Append the run (date, command, table) at the end of the file's Speed section,
+    creating the file or the section when missing; other sections stay as they are."""
+    entry = f"### {time.strftime('%Y-%m-%d %H:%M %Z')}\n\n`{command}`\n\n{table}\n\n"
+    text = path.read_text() if path.is_file() else BENCHMARKS_HEADER
+    lines = text.splitlines(keepends=True)
+    start = next((i for i, line in enumerate(lines) if line.rstrip() == SPEED_HEADING), None)
+    if start is None:
+        text = text.rstrip("\n") + f"\n\n{SPEED_HEADING}\n\n{entry}"
+    else:
+        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+        before = "".join(lines[:end]).rstrip("\n") + "\n\n"
+        after = "".join(lines[end:])
+        text = before + entry + after
+    path.write_text(text)
