@@ -165,8 +165,7 @@ class Tracker:
             self._update(np.array([cx, cy]), new_size)
         else:
             confidence = 0.0
-        box = (float(self.center[0] - self.size[0] / 2), float(self.center[1] - self.size[1] / 2),
-               float(self.size[0]), float(self.size[1]))
+        box = self._reported_box()
         result = TrackResult(box=box, score=confidence,
                              maps={"score": score.astype(np.float32), "final": final.astype(np.float32)},
                              search_box=window.frame_rect(),
@@ -181,6 +180,13 @@ class Tracker:
         self.center = np.clip(center, [0, 0], [width, height])
         min_size = self.config.track.min_size
         self.size = np.clip(size, min_size, [max(width, min_size), max(height, min_size)])
+
+    def _reported_box(self) -> tuple[float, float, float, float]:
+        """The tracked box clipped to the frame (non-empty: the centre is kept inside)."""
+        width, height = self.frame_size
+        x0, y0 = np.maximum(self.center - self.size / 2, 0)
+        x1, y1 = np.minimum(self.center + self.size / 2, [width, height])
+        return float(x0), float(y0), float(x1 - x0), float(y1 - y0)
 
     def _inspect(self, result, out, boxes, final, best, centerness, window) -> None:
         """Center-ness, per-level, hard-negative and embedding maps, and NMS candidates."""

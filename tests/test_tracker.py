@@ -99,7 +99,9 @@ def test_the_peak_cell_maps_back_to_the_target_in_frame_pixels(net, monkeypatch,
     # The target: centred near the cell, with a new size.
     w1, h1 = w0 * scale_change, h0 * scale_change
     centre = cell_in_frame + np.array(offset) / scale
-    expected = (centre[0] - w1 / 2, centre[1] - h1 / 2, w1, h1)
+    unclipped = (centre[0] - w1 / 2, centre[1] - h1 / 2, w1, h1)
+    left, top = max(unclipped[0], 0.0), max(unclipped[1], 0.0)  # the reported box is clipped to the frame
+    expected = (left, top, min(unclipped[0] + w1, WIDTH) - left, min(unclipped[1] + h1, HEIGHT) - top)
     crop_x0, crop_y0 = (centre - [w1 / 2, h1 / 2] - [cx0, cy0]) * scale + half
     crop_x1, crop_y1 = (centre + [w1 / 2, h1 / 2] - [cx0, cy0]) * scale + half
     ltrb = (point[0] - crop_x0, point[1] - crop_y0, crop_x1 - point[0], crop_y1 - point[1])
@@ -124,7 +126,7 @@ def test_the_peak_cell_maps_back_to_the_target_in_frame_pixels(net, monkeypatch,
     assert np.unravel_index(result.maps["final"].argmax(), result.maps["final"].shape) == cell
 
     best = result.candidates[0]
-    np.testing.assert_allclose(best.box, expected, atol=1e-3)
+    np.testing.assert_allclose(best.box, unclipped, atol=1e-3)
     assert best.label == "positive" and best.iou == pytest.approx(1.0)
 
 
@@ -133,8 +135,8 @@ def test_the_peak_cell_maps_back_to_the_target_in_frame_pixels(net, monkeypatch,
 def _check_result(result, width: int = WIDTH, height: int = HEIGHT) -> None:
     x, y, w, h = result.box
     assert np.isfinite(result.box).all() and math.isfinite(result.score) and 0 <= result.score <= 1
-    assert 0 <= x + w / 2 <= width and 0 <= y + h / 2 <= height  # the centre is in the frame
-    assert 0 < w <= width and 0 < h <= height
+    assert 0 <= x and 0 <= y and x + w <= width and y + h <= height  # clipped to the frame
+    assert w > 0 and h > 0
     for name in ("score", "final", "centerness", "level2", "level3", "level4"):
         assert np.isfinite(result.maps[name]).all(), name
 
