@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 from model.errors import InputError
 
@@ -36,6 +37,8 @@ def run(args) -> int:
         raise InputError(f"--frames must be at least 1, got {args.frames}")
     if args.screenshot and not args.demo:
         raise InputError("--screenshot needs --demo")
+    if args.path and not Path(args.path).exists():
+        raise InputError(f"{args.path}: no such file or folder")
     from hnse_gui.app import main
 
     # The probe's QApplication must outlive main(), which reuses it.

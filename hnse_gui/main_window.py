@@ -73,7 +73,6 @@ class MainWindow(QtWidgets.QMainWindow):
     ``recovery_dir`` holds recovery files of unsaved work whose video folder is read-only."""
 
     runFinished = QtCore.pyqtSignal(object)  # RunEnd, after the run's command was pushed
-    modelsReady = QtCore.pyqtSignal(list)
 
     def __init__(self, variants: list[VariantSpec], settings: QtCore.QSettings, recovery_dir: Path,
                  torch_threads: int | None = None):
@@ -849,10 +848,6 @@ class MainWindow(QtWidgets.QMainWindow):
         if self._active_run is not None:
             self.tracking.stop()
 
-    @property
-    def tracking_active(self) -> bool:
-        return self._active_run is not None
-
     def _tracking_step(self, step: FrameStep) -> None:
         run = self._active_run
         if run is None or step.run_id != run.request.run_id or self.document is None:
@@ -905,7 +900,6 @@ class MainWindow(QtWidgets.QMainWindow):
     def _models_loaded(self, descriptions: list[str]) -> None:
         self.models_ready = True
         self.model_label.setText(" · ".join(descriptions))
-        self.modelsReady.emit(descriptions)
 
     # ================================================================ drawing
 

@@ -102,7 +102,6 @@ class TrackingWorker(QtCore.QObject):
     """Lives in the tracking thread; every slot runs there."""
 
     modelsReady = QtCore.pyqtSignal(list)  # [VariantSpec.describe(), ...]
-    sourceReady = QtCore.pyqtSignal(str)  # the path opened
     failed = QtCore.pyqtSignal(str)  # a one-line error outside a run
     stepped = QtCore.pyqtSignal(object)  # FrameStep
     finished = QtCore.pyqtSignal(object)  # RunEnd
@@ -119,13 +118,13 @@ class TrackingWorker(QtCore.QObject):
     def open_source(self, path: str) -> None:
         from model.data.sources import open_frames
 
+        if self._source is not None:
+            self._source.close()
         try:
             self._source = open_frames(path)
         except HNSEError as error:
             self._source = None
             self.failed.emit(str(error))
-            return
-        self.sourceReady.emit(path)
 
     @QtCore.pyqtSlot(list)
     def load_models(self, specs: list[VariantSpec]) -> None:
