@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import sys
+import tempfile
 import traceback
 from pathlib import Path
 
@@ -92,7 +93,8 @@ class DemoRun(QtCore.QObject):
         window.autosaver.restart()
         window.inspect.overlay_variant.setCurrentIndex(0)
         window.threshold_spin.setValue(0.0)  # the demo runs its N frames whatever the score
-        if not window.start_tracking(1, self.frames):
+        window.frames_spin.setValue(self.frames)
+        if not window.start_tracking(1):
             self._failed("tracking did not start")
 
     def _finished(self, end: RunEnd) -> None:
@@ -184,6 +186,10 @@ def main(path: str | None = None, demo_frames: int | None = None, screenshot: st
     from hnse_gui.main_window import MainWindow
 
     app = create_application()
+    if settings_file is None and demo_frames is not None:
+        # a demo sets the toolbar for its run: keep that out of the user's own settings
+        scratch = tempfile.TemporaryDirectory(prefix="hnse-demo-")
+        settings_file = str(Path(scratch.name) / "settings.ini")
     settings = (QtCore.QSettings(settings_file, QtCore.QSettings.IniFormat) if settings_file
                 else QtCore.QSettings())
     variants = default_variants(Path(weights_dir) if weights_dir else WEIGHTS)

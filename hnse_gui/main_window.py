@@ -806,16 +806,15 @@ class MainWindow(QtWidgets.QMainWindow):
 
     # ================================================================ tracking
 
-    def start_tracking(self, direction: int, max_frames: int | None = -1) -> bool:
-        """Track the current track from the current frame; ``max_frames`` -1 means the toolbar's value."""
+    def start_tracking(self, direction: int) -> bool:
+        """Track the current track from the current frame, as many frames as the toolbar says."""
         if not self._editable() or self.current_track is None or self.tracking.busy:
             return False
         box = self.document.get_frame_state(self.current_track, self.frame_index).box
         if box is None:
             self.statusBar().showMessage("the current track has no box on this frame to start from", 5000)
             return False
-        if max_frames == -1:
-            max_frames = self.frames_spin.value() or None
+        max_frames = self.frames_spin.value() or None
         count = self.document.frame_count
         if direction > 0:
             low, high = self.frame_index, count if max_frames is None else min(count, self.frame_index + max_frames + 1)
