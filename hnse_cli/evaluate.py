@@ -35,8 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 class ProgressLine:
     """Progress on stderr: one line redrawn in place on a terminal, a line per sequence otherwise."""
 
-    def __init__(self, stream=sys.stderr, interval_s: float = 0.2):
-        self.stream = stream
+    def __init__(self, stream=None, interval_s: float = 0.2):
+        self.stream = stream or sys.stderr  # looked up now: sys.stderr may be replaced after import
         self.interactive = stream.isatty()
         self.interval_s = interval_s
         self._last_draw = 0.0
