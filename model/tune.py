@@ -20,8 +20,8 @@ from model.evaluate import evaluate
 from model.tracker import Tracker
 
 GRID = {
-    "window_influence": (0.25, 0.35, 0.45, 0.55),
-    "penalty_k": (0.0, 0.04, 0.1, 0.2),
+    "window_influence": (0.15, 0.25, 0.35, 0.45, 0.55),
+    "penalty_k": (0.0, 0.04, 0.1, 0.2, 0.3, 0.45),
     "size_lr": (0.2, 0.35, 0.5, 0.7),
 }
 
