@@ -37,7 +37,7 @@ class ProgressLine:
 
     def __init__(self, stream=None, interval_s: float = 0.2):
         self.stream = stream or sys.stderr  # looked up now: sys.stderr may be replaced after import
-        self.interactive = stream.isatty()
+        self.interactive = self.stream.isatty()
         self.interval_s = interval_s
         self._last_draw = 0.0
 
