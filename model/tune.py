@@ -11,7 +11,6 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Callable
 
-import torch
 
 from model.checkpoint import read_checkpoint, save_checkpoint
 from model.config import config_from_dict
@@ -67,7 +66,6 @@ def write_track_config(weights: str | Path, values: dict, note: dict) -> None:
 
 def tune_weights(weights: str | Path, sequences: list[Sequence], max_frames: int | None = None,
                  log: Callable[[str], None] = print) -> dict:
-    torch.set_grad_enabled(False)
     tracker = Tracker.from_checkpoint(weights)
     best, auc = tune(tracker, sequences, max_frames=max_frames, log=log)
     write_track_config(weights, best, {"success_auc": auc, "sequences": [s.name for s in sequences],
