@@ -11,7 +11,6 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Callable
 
-
 from model.checkpoint import read_checkpoint, save_checkpoint
 from model.config import config_from_dict
 from model.data.sequences import Sequence
