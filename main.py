@@ -6,12 +6,13 @@ Each subcommand lives in its own module under :mod:`hnse_cli` exposing
 happen inside ``run`` so that ``--help`` and start-up stay fast.
 
 A bad input ends the program with one line on stderr and exit code 2; ``--debug``
-shows the traceback instead.
+shows the traceback instead, and lets OpenCV and FFmpeg print their own warnings.
 """
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 COMMANDS = {
@@ -40,17 +41,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def quiet_native_libraries() -> None:
+    """Keep OpenCV's and FFmpeg's own messages off stderr, where a damaged video would add
+    lines like ``moov atom not found`` to the one line the program reports.
+
+    Both libraries read these variables when they first log, so this must run before the
+    subcommand opens anything; a variable the user has set is left alone.
+    """
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser()
     if not any(a in COMMANDS for a in argv) and not {"-h", "--help"} & set(argv):
         argv = ["gui", *argv]  # the application is the default command
     args = parser.parse_args(argv)
+    if not args.debug:
+        quiet_native_libraries()
     from model.errors import HNSEError
 
     try:
         return int(args._module.run(args) or 0)
-    except HNSEError as error:
+    except (HNSEError, OSError) as error:  # OSError: a path given cannot be read or written
         if args.debug:
             raise
         print(f"error: {error}", file=sys.stderr)

@@ -118,14 +118,17 @@ def run(args: argparse.Namespace) -> int:
             raise InputError(f"{args.dataset}: no sequence {', '.join(map(repr, unknown))}; "
                              f"it has {', '.join(by_name)}")
         sequences = [by_name[name] for name in wanted]
+    # the output folders are made before the run: a path that cannot be written fails now, not after it
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    if args.plots:
+        Path(args.plots).mkdir(parents=True, exist_ok=True)
 
     reports = evaluate(factories, sequences, max_frames=args.max_frames, progress=ProgressLine())
     dataset_name = args.dataset if args.dataset.startswith(SYNTHETIC) else str(Path(args.dataset).resolve())
     result = {"dataset": dataset_name, "max_frames": args.max_frames, **reports_to_json(reports)}
     if args.json:
-        path = Path(args.json)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(result, indent=2, allow_nan=False) + "\n")
+        Path(args.json).write_text(json.dumps(result, indent=2, allow_nan=False) + "\n")
     if args.plots:
         for plot in plot_curves(reports, args.plots):
             print(f"wrote {plot}", file=sys.stderr)

@@ -5,6 +5,14 @@ file (.h5); without it the bundled sample clip opens. ``--demo`` tracks ``--fram
 frames from the first box with both model variants, saves ``--screenshot`` and exits.
 ``--exit-after-first-frame`` prints ``first frame shown`` once the frame view has
 painted a frame and ends the process at once: the start-up probe of ``bench``.
+``--track`` presses "Track forward" once PATH is open; the run's length, its stop score
+and the autosave interval are the settings' (``track/frames``, ``track/review_threshold``,
+``autosave/interval_s`` in ``--settings INI``), so a scripted session works like a user's,
+autosave included: the crash-recovery test kills such a session.
+
+PATH is opened here once before any window, so that a bad file named on the command
+line ends the program with one line and exit code 2 like every subcommand (a file
+opened from the window's menus is reported in a dialog instead).
 """
 from __future__ import annotations
 
@@ -30,6 +38,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--settings", metavar="INI", help="settings file (default: the user's settings)")
     parser.add_argument("--exit-after-first-frame", action="store_true",
                         help="print a line and exit as soon as the first frame is on screen (start-up benchmark)")
+    parser.add_argument("--track", action="store_true",
+                        help="start tracking forward from the first box once PATH is open (run length and "
+                             "stop score: the toolbar's, kept in the settings)")
 
 
 def run(args) -> int:
@@ -37,14 +48,55 @@ def run(args) -> int:
         raise InputError(f"--frames must be at least 1, got {args.frames}")
     if args.screenshot and not args.demo:
         raise InputError("--screenshot needs --demo")
+    if args.track and args.demo:
+        raise InputError("--track and --demo both start a run: choose one")
     if args.path and not Path(args.path).exists():
         raise InputError(f"{args.path}: no such file or folder")
-    from hnse_gui.app import main
+    if args.path:
+        check_path(Path(args.path))
+    from hnse_gui.app import create_application, main
 
-    # The probe's QApplication must outlive main(), which reuses it.
-    app = _application_with_first_frame_probe() if args.exit_after_first_frame else None  # noqa: F841
+    # The QApplication must outlive main(), which reuses it.
+    app = _application_with_first_frame_probe() if args.exit_after_first_frame else create_application()  # noqa: F841
+    if args.track:
+        _track_forward_once_open()
     return main(args.path, demo_frames=args.frames if args.demo else None, screenshot=args.screenshot,
                 torch_threads=args.threads, settings_file=args.settings, weights_dir=args.weights)
+
+
+def check_path(path: Path) -> None:
+    """Read ``path`` as the window will open it: a project file (fully validated), a
+    sequence folder's ground truth, or a video / image folder up to its first frame.
+    A bad file raises the readers' one-line :class:`~model.errors.InputError`."""
+    from hnse_gui.main_window import PROJECT_SUFFIXES
+    from hnse_gui.store import load_project
+    from model.data.sequences import read_sequence
+    from model.data.sources import open_frames
+
+    if path.suffix.lower() in PROJECT_SUFFIXES:
+        load_project(path)
+        return
+    sequence = path.is_dir() and ((path / "groundtruth.txt").is_file() or (path / "groundtruth_rect.txt").is_file())
+    with read_sequence(path).frames if sequence else open_frames(path) as frames:
+        frames.frame_size  # decodes frame 0, as the window does on opening
+
+
+def _track_forward_once_open() -> None:
+    """On the event loop's first turn, after main() has opened PATH, start a forward run of
+    the window's current track; waits while a modal question (recovery) is still open."""
+    from PyQt5 import QtCore, QtWidgets
+
+    from hnse_gui.main_window import MainWindow
+
+    def start() -> None:
+        if QtWidgets.QApplication.activeModalWidget() is not None:
+            QtCore.QTimer.singleShot(200, start)
+            return
+        window = next(w for w in QtWidgets.QApplication.topLevelWidgets() if isinstance(w, MainWindow))
+        if not window.start_tracking(1):
+            window.show_error("--track: the opened sequence has no box to start tracking from")
+
+    QtCore.QTimer.singleShot(0, start)
 
 
 def _application_with_first_frame_probe():

@@ -57,11 +57,16 @@ def parse_box(text: str) -> tuple[float, float, float, float]:
 
 
 def check_inside(box, frame_size: tuple[int, int], source: Path, frame: int) -> None:
-    """Refuse a box that does not overlap the frame (a box partly outside is fine)."""
+    """Refuse a box that does not overlap the frame, or is wider or taller than it (a box
+    partly outside is fine: a target entering the view; one larger than the whole frame
+    is a typing mistake, and the application never draws one)."""
     x, y, w, h = box
     width, height = frame_size
     if x >= width or y >= height or x + w <= 0 or y + h <= 0:
         raise InputError(f"{source}: --init box {x:g},{y:g},{w:g},{h:g} lies outside the "
+                         f"{width}x{height} frame {frame}")
+    if w > width or h > height:
+        raise InputError(f"{source}: --init box {x:g},{y:g},{w:g},{h:g} is larger than the "
                          f"{width}x{height} frame {frame}")
 
 
@@ -106,7 +111,6 @@ def run(args) -> int:
     from hnse_gui.document import Flag
     from hnse_gui.store import export_boxes_txt, save_project, track_result_document
     from model.data.sources import FrameDecodeError, open_frames
-    from model.tracker import Tracker
 
     init_box = parse_box(args.init)
     if args.out.suffix.lower() not in OUTPUT_SUFFIXES:
@@ -129,6 +133,8 @@ def run(args) -> int:
         first = source[args.start]  # a start frame that does not decode ends the run: nothing to init on
         frame_size = (first.shape[1], first.shape[0])
         check_inside(init_box, frame_size, source.path, args.start)
+
+        from model.tracker import Tracker  # torch loads after the cheap checks: a bad input fails fast
 
         tracker = Tracker.from_checkpoint(weights, device=args.device, inspect=False, backend=args.backend)
         tracker.init(first, init_box)

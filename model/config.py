@@ -216,9 +216,9 @@ def _from_dict(cls, data, where: str):
         raise InputError(f"{where}: expected a mapping, got {type(data).__name__}")
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
+    unknown = sorted(map(str, set(data) - names))  # YAML keys may be numbers: sort them as text
     if unknown:
-        raise InputError(f"{where}: unknown key(s) {', '.join(map(str, unknown))}")
+        raise InputError(f"{where}: unknown key(s) {', '.join(unknown)}")
     kwargs = {}
     for name, value in data.items():
         annotation = hints[name]
@@ -231,8 +231,12 @@ def _from_dict(cls, data, where: str):
 
 def config_from_dict(data: dict, source: str = "config") -> Config:
     """Build a :class:`Config` from nested plain data, rejecting unknown keys and wrong types."""
-    config = _from_dict(Config, data or {}, source)
-    derive_sizes(config.network)
+    # only an empty document means the defaults: a YAML `0` or `[]` is refused, not read as {}
+    config = _from_dict(Config, {} if data is None else data, source)
+    try:
+        derive_sizes(config.network)
+    except InputError as error:
+        raise InputError(f"{source}: {error}") from None
     return config
 
 
@@ -253,15 +257,19 @@ def load_config(path: str | Path) -> Config:
     """Read a YAML config; every error names the file."""
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise InputError(f"{path}: cannot read config ({error.strerror or error})") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not a text file (not UTF-8)") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         line = f" line {mark.line + 1}" if mark is not None else ""
         raise InputError(f"{path}:{line} not valid YAML") from None
+    except RecursionError:  # thousands of nested brackets exhaust PyYAML's recursive parser
+        raise InputError(f"{path}: not valid YAML (nested too deeply)") from None
     return config_from_dict(data if data is not None else {}, str(path))
 
 
