@@ -15,6 +15,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -106,6 +107,16 @@ def folder_of_undecodable_images(folder: Path) -> Path:
     return folder / "frames"
 
 
+def image_claiming_a_huge_size(folder: Path) -> Path:
+    """A BMP whose header says it is 2**21 pixels wide: OpenCV raises on it rather than
+    returning nothing, as it does for other undecodable images."""
+    (folder / "frames").mkdir()
+    data = bytearray(cv2.imencode(".bmp", np.zeros((24, 32, 3), np.uint8))[1].tobytes())
+    data[18:22] = (1 << 21).to_bytes(4, "little")  # BITMAPINFOHEADER width
+    (folder / "frames" / "00001.bmp").write_bytes(bytes(data))
+    return folder / "frames"
+
+
 # name -> (builder, text the message holds besides the path)
 FRAME_SOURCES = {
     "not a video": (not_a_video, "not a video"),
@@ -115,6 +126,7 @@ FRAME_SOURCES = {
     "empty image folder": (empty_folder, "no image files"),
     "folder without images": (folder_without_images, "no image files"),
     "undecodable images": (folder_of_undecodable_images, "00000.jpg: not a readable image, frame 0"),
+    "image claiming a huge size": (image_claiming_a_huge_size, "00001.bmp: not a readable image, frame 0"),
 }
 
 

@@ -151,7 +151,10 @@ class ImageFolderSource(FrameSource):
         except OSError as error:
             raise FrameDecodeError(file, index, f"cannot read ({error.strerror}) frame") from None
         # IMREAD_COLOR turns greyscale and 4-channel images into 3-channel BGR uint8.
-        image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+        try:
+            image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+        except cv2.error:  # OpenCV raises, not returns None, for a header claiming a huge size
+            image = None
         if image is None:
             raise FrameDecodeError(file, index, "not a readable image, frame")
         return image
