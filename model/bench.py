@@ -4,8 +4,9 @@ Everything here measures one thing and returns plain numbers; :mod:`hnse_cli.ben
 chooses the models, runs the measurements in one process and writes the report.
 
 * :func:`time_trackers`: per-frame ``track`` time of several trackers on the same
-  frames, **interleaved** (each frame goes to every tracker before the next frame is
-  read), so a background load slows all of them alike and their ratios stay fair;
+  frames, taking turns clip by clip, so that a background load slows all of them alike
+  and their ratios stay fair. (Not frame by frame: the runtimes' worker threads keep
+  spinning a moment after each call, which would slow whichever runtime runs next.)
 * :func:`paired_overhead_ms`: the median per-frame extra time of one tracker over
   another on the same frames (the inspection maps' cost);
 * :func:`long_video_rss`: RSS growth while tracking a long video file;
@@ -67,7 +68,8 @@ def timing(ms: list[float]) -> dict[str, float]:
 
 def time_trackers(trackers: dict[str, object], clips: list[Clip],
                   frame_limits: dict[str, int] | None = None) -> dict[str, list[float]]:
-    """Per-frame ``track`` times (ms) of each tracker over ``clips``, interleaved.
+    """Per-frame ``track`` times (ms) of each tracker over ``clips``, in turns: every
+    tracker tracks a clip before the next clip.
 
     ``init`` is not timed. ``frame_limits[name]`` caps how many frames that tracker
     times in all (a slow model gets the first frames of each clip only: the cap is
@@ -76,33 +78,27 @@ def time_trackers(trackers: dict[str, object], clips: list[Clip],
     limits = frame_limits or {}
     times: dict[str, list[float]] = {name: [] for name in trackers}
     for clip_index, clip in enumerate(clips):
-        active = {}
         for name, tracker in trackers.items():
             share = _share(limits.get(name), len(clips), clip_index)
-            if share > 0:
-                tracker.init(clip.frames[0], clip.box)
-                active[name] = (tracker, share)
-        for frame_number, frame in enumerate(clip.frames[1:]):
-            for name, (tracker, share) in active.items():
-                if frame_number < share:
-                    start = time.perf_counter()
-                    tracker.track(frame)
-                    times[name].append(1000.0 * (time.perf_counter() - start))
+            if share <= 0:
+                continue
+            tracker.init(clip.frames[0], clip.box)
+            for frame in clip.frames[1:share + 1]:
+                start = time.perf_counter()
+                tracker.track(frame)
+                times[name].append(1000.0 * (time.perf_counter() - start))
     return times
 
 
 def _share(limit: int | None, clips: int, index: int) -> int:
     """Frames clip ``index`` of ``clips`` gets out of ``limit`` (None: all of them)."""
     if limit is None:
-        return sys.maxsize
+        return sys.maxsize - 1
     return limit // clips + (1 if index < limit % clips else 0)
 
 
 def paired_overhead_ms(base: object, extra: object, clips: list[Clip]) -> float:
-    """Median over frames of (``extra``'s time - ``base``'s time) on the same frame, ms.
-
-    Pairing frame by frame cancels most of a fluctuating background load.
-    """
+    """Median over frames of (``extra``'s time - ``base``'s time) on the same frame, ms."""
     times = time_trackers({"base": base, "extra": extra}, clips)
     return float(np.median(np.asarray(times["extra"]) - np.asarray(times["base"])))
 

@@ -54,7 +54,7 @@ def test_clips_start_at_the_first_box(crossing):
 
 
 @needs_data
-def test_time_trackers_interleaves_and_caps_frames(crossing):
+def test_time_trackers_takes_turns_and_caps_frames(crossing):
     clips = bench.clips_from_sequences([crossing, crossing], frames_per_clip=6)
     trackers = {"kcf": make_tracker("opencv:KCF"), "capped": make_tracker("opencv:KCF")}
     times = bench.time_trackers(trackers, clips, {"capped": 3})
