@@ -8,9 +8,10 @@ Eq. 9. A backend is anything with ``track(x) -> dict`` returning what
 * ``"eager"``: :meth:`HNSENet.track` itself, as written. Always sees the network's
   current weights (use it while training).
 * ``"torch"``: a copy of the network with every BatchNorm folded into the convolution
-  it follows (:func:`fold_batchnorm`), run under ``torch.inference_mode``. Same
-  operators, fewer of them; the weights are frozen at construction.
-* ``"onnx"``: the search branch exported once with ``torch.onnx.export``, the six
+  it follows (:func:`fold_batchnorm`) and the three heads run as one stack of grouped
+  convolutions (:class:`~model.fused_heads.FusedHeads`), under ``torch.inference_mode``.
+  The same arithmetic in fewer operators; the weights are frozen at construction.
+* ``"onnx"``: the same search branch (fused heads) exported once with ``torch.onnx.export``, the six
   template kernels being *inputs* (so one export serves every ``init``), and run by
   ONNX Runtime, whose CPU kernels fuse convolution + activation and are markedly faster
   on the depth-wise convolutions of EfficientNet-Lite0. Exports are cached on disk
@@ -34,12 +35,14 @@ from torch import nn
 
 from model.config import Config, config_to_dict
 from model.errors import InputError
+from model.fused_heads import FusedHeads, folded_conv
 
 BACKENDS = ("eager", "torch", "onnx")
 CPU_DEFAULT_BACKEND = "onnx"  # the fastest on the CPU (BENCHMARKS.md); Tracker.from_checkpoint's default there
 ONNX_CACHE_ENV = "HNSE_CACHE_DIR"
 ONNX_OPSET = 17
 _KERNEL_NAMES = tuple(f"{branch}_kernel{level}" for level in (2, 3, 4) for branch in ("cls", "reg"))
+_EXPORT_FORMAT = "fused heads 1"  # part of the cache key: bump when the exported graph changes
 _OUTPUT_NAMES = ("score", "centerness", "ltrb", "level2", "level3", "level4", "embedding_features")
 
 
@@ -92,12 +95,9 @@ def fold_batchnorm(module: nn.Module, run) -> int:
         conv = pairs.get(child)
         if conv is None:
             continue
-        bn = child
-        scale = bn.weight.detach() / torch.sqrt(bn.running_var + bn.eps)
-        bias = conv.bias.detach() if conv.bias is not None else torch.zeros_like(bn.running_mean)
-        with torch.no_grad():
-            conv.weight.mul_(scale.view(-1, 1, 1, 1))
-            conv.bias = nn.Parameter((bias - bn.running_mean) * scale + bn.bias.detach())
+        weight, bias = folded_conv(conv, child)
+        conv.weight = nn.Parameter(weight)
+        conv.bias = nn.Parameter(bias)
         setattr(parent, name, nn.Identity())
     return len(pairs)
 
@@ -138,27 +138,30 @@ class TorchBackend:
         self.net = net
         self.folded = copy.deepcopy(net).eval()
         self.folded_count = fold_batchnorm(self.folded, _example_run(self.folded))
+        self.heads = FusedHeads(self.folded).eval()
 
     def track(self, x: torch.Tensor) -> dict:
         if self.net._kernels is None:
             raise RuntimeError("template() must be called before track()")
         with torch.inference_mode():
-            return self.folded.search(x, self.net._kernels)
+            return self.folded.search(x, self.net._kernels, heads=self.heads)
 
 
 class SearchBranch(nn.Module):
-    """:meth:`HNSENet.search` as a module of tensors only, for export.
+    """:meth:`HNSENet.search` (with ``heads`` in place of the network's own, if given) as
+    a module of tensors only, for export.
 
     forward(x (1, 3, I, I), cls_kernel2, reg_kernel2, ..., reg_kernel4 (1, C, 7, 7)) ->
     (score, centerness, ltrb, level2, level3, level4[, embedding_features]).
     """
 
-    def __init__(self, net):
+    def __init__(self, net, heads: nn.Module | None = None):
         super().__init__()
         self.net = net
+        self.heads = heads
 
     def forward(self, x: torch.Tensor, *kernels: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        out = self.net.search(x, [tuple(kernels[i:i + 2]) for i in range(0, len(kernels), 2)])
+        out = self.net.search(x, [tuple(kernels[i:i + 2]) for i in range(0, len(kernels), 2)], heads=self.heads)
         outputs = (out["score"], out["centerness"], out["ltrb"], *out["levels"])
         if out["embedding_features"] is not None:
             outputs += (out["embedding_features"],)
@@ -175,7 +178,7 @@ def _network_digest(net) -> str:
     """Hash of everything the exported graph depends on: weights, config, exporter."""
     digest = hashlib.sha256()
     digest.update(repr(config_to_dict(Config(network=net.config))["network"]).encode())
-    digest.update(f"{torch.__version__} opset {ONNX_OPSET}".encode())
+    digest.update(f"{torch.__version__} opset {ONNX_OPSET} {_EXPORT_FORMAT}".encode())
     for name, tensor in sorted(net.state_dict().items()):
         digest.update(name.encode())
         digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
@@ -183,7 +186,7 @@ def _network_digest(net) -> str:
 
 
 def export_onnx(net) -> bytes:
-    """The search branch of ``net`` as an ONNX model (template kernels as inputs)."""
+    """The search branch of ``net``, heads fused, as an ONNX model (template kernels as inputs)."""
     # A copy: the exporter switches the module it is given between modes and runs it.
     net = copy.deepcopy(net).eval()
     size = net.config.instance_size
@@ -200,7 +203,7 @@ def export_onnx(net) -> bytes:
         warnings.simplefilter("ignore", DeprecationWarning)
         # Tracing warns about shape checks turned constant; every shape here is fixed.
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        torch.onnx.export(SearchBranch(net).eval(), (x, *flat), buffer, dynamo=False, opset_version=ONNX_OPSET,
+        torch.onnx.export(SearchBranch(net, FusedHeads(net)).eval(), (x, *flat), buffer, dynamo=False, opset_version=ONNX_OPSET,
                           input_names=["x", *_KERNEL_NAMES], output_names=list(outputs),
                           do_constant_folding=True)
     return buffer.getvalue()

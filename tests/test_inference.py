@@ -9,6 +9,7 @@ from torch import nn
 
 from model.config import NetworkConfig
 from model.errors import InputError
+from model.fused_heads import FusedHeads
 from model.inference import (
     BACKENDS,
     EagerBackend,
@@ -120,6 +121,28 @@ def test_fold_batchnorm_pairs_by_dataflow_not_by_order():
     assert fold_batchnorm(module, lambda: module(x)) == 1
     assert isinstance(module.bn, nn.Identity) and isinstance(module.after_add, nn.BatchNorm2d)
     torch.testing.assert_close(module(x), expected, atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize("config", [NetworkConfig(), NetworkConfig(separable_towers=False, tower_convs=2,
+                                                                  neck_channels=32, head_channels=32)],
+                         ids=["lite-default-heads", "dense-towers"])
+def test_fused_heads_compute_what_the_three_heads_compute(config):
+    generator = torch.Generator().manual_seed(1)
+    torch.manual_seed(1)
+    network = HNSENet(config).eval()
+    _randomise_batchnorm(network, generator)
+    for parameter in [*network.heads.parameters(), *network.fusion.parameters()]:
+        parameter.data.add_(torch.randn(parameter.shape, generator=generator) * 0.05)  # no symmetric zeros
+    with torch.no_grad():
+        network.template(torch.rand(1, 3, 127, 127, generator=generator) * 255)
+        levels = network.features(torch.rand(1, 3, 255, 255, generator=generator) * 255)
+        per_level, fused = network._heads(network._kernels, levels)
+        got_levels, got_fused = FusedHeads(network).eval()(network._kernels, levels)
+    for got, want in [*zip(got_levels, per_level), (got_fused, fused)]:
+        for key in ("score", "centerness", "ltrb"):
+            assert got[key].shape == want[key].shape
+            torch.testing.assert_close(got[key], want[key], atol=1e-5 * max(1.0, float(want[key].abs().max())),
+                                       rtol=0, msg=key)
 
 
 def test_onnx_backend_matches_torch(net, search_crop, onnx_cache):

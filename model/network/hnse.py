@@ -145,11 +145,13 @@ class HNSENet(nn.Module):
             raise RuntimeError("template() must be called before track()")
         return self.search(x, self._kernels)
 
-    def search(self, x: torch.Tensor, kernels: list) -> dict:
+    def search(self, x: torch.Tensor, kernels: list, heads=None) -> dict:
         """:meth:`track` with the template ``kernels`` (one (cls, reg) pair per level) given
-        explicitly, so that inference backends can export or trace this one function."""
+        explicitly, so that inference backends can export or trace this one function.
+        ``heads(kernels, levels) -> (per_level, fused)`` replaces :meth:`_heads` (an
+        inference backend's equivalent, e.g. :class:`model.fused_heads.FusedHeads`)."""
         levels = self.features(x)
-        per_level, fused = self._heads(kernels, levels)
+        per_level, fused = (heads or self._heads)(kernels, levels)
         return {
             "score": torch.softmax(fused["score"], dim=1)[0, 1],
             "centerness": torch.sigmoid(fused["centerness"])[0, 0],
