@@ -19,6 +19,7 @@ chooses the models, runs the measurements in one process and writes the report.
 from __future__ import annotations
 
 import gc
+import os
 import subprocess
 import sys
 import threading
@@ -115,6 +116,40 @@ def frames_per_second(step: Callable[[np.ndarray], None], clips: list[Clip],
         elapsed += time.perf_counter() - start
         count += len(clip.frames) - 1
     return count / elapsed if elapsed > 0 else float("nan")
+
+
+# --- the machine's load -----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class CpuSample:
+    """CPU seconds the whole machine (``/proc/stat``) and this process with its reaped
+    children have used, at ``wall`` seconds."""
+
+    machine_busy: float
+    own: float
+    wall: float
+
+
+def cpu_sample() -> CpuSample | None:
+    """Now's :class:`CpuSample`; None where ``/proc/stat`` is missing (not Linux)."""
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    except OSError:
+        return None
+    ticks = [int(v) for v in fields[:8]]  # user nice system idle iowait irq softirq steal
+    busy = (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+    times = os.times()
+    own = times.user + times.system + times.children_user + times.children_system
+    return CpuSample(busy, own, time.monotonic())
+
+
+def others_cpu_share(before: CpuSample | None, after: CpuSample | None) -> float:
+    """Fraction of the machine's CPU capacity that *other* processes used between two
+    samples (0: the benchmark had the machine to itself); NaN when unknown."""
+    if before is None or after is None or after.wall <= before.wall:
+        return float("nan")
+    others = (after.machine_busy - before.machine_busy) - (after.own - before.own)
+    return max(0.0, others) / ((after.wall - before.wall) * (os.cpu_count() or 1))
 
 
 # --- long videos ------------------------------------------------------------------------
