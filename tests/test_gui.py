@@ -40,18 +40,29 @@ pytestmark = pytest.mark.skipif(not CROSSING.is_dir(), reason=f"development data
 def make_window(qtbot, tmp_path):
     """Build windows with untrained variants, autosave off, settings and recovery in tmp_path."""
 
+    windows = []
+
     def make(autosave_s: int = 0) -> MainWindow:
         settings = QtCore.QSettings(str(tmp_path / "settings.ini"), QtCore.QSettings.IniFormat)
         settings.setValue("autosave/interval_s", autosave_s)
         window = MainWindow(VARIANTS, settings, tmp_path / "recovery", torch_threads=1)
         window.ask_save_changes = lambda: QtWidgets.QMessageBox.Discard
         window.ask_recover = lambda path: False
-        qtbot.addWidget(window)
+        windows.append(window)
         window.show()
         qtbot.waitExposed(window)
         return window
 
-    return make
+    yield make
+    # Delete each window (and its pyqtgraph scene with every item in it) on the C++ side
+    # now, in one piece: left to Python's garbage collector, items could go before a
+    # scene that still has an update queued, and Qt would call into a destroyed item.
+    for window in windows:
+        window.ask_save_changes = lambda: QtWidgets.QMessageBox.Discard
+        window.close()
+        window.deleteLater()
+    QtWidgets.QApplication.sendPostedEvents(None, QtCore.QEvent.DeferredDelete)
+    QtWidgets.QApplication.processEvents()
 
 
 @pytest.fixture
