@@ -33,6 +33,7 @@ import torch.distributed as dist
 from model.checkpoint import read_checkpoint, save_checkpoint
 from model.config import Config, TrainConfig, load_config, save_config
 from model.data.pairs import PairDataset, build_sources
+from model.errors import InputError
 from model.network import HNSENet
 
 LOSS_TERMS = ("total", "score", "centerness", "reg", "contra")
@@ -121,7 +122,7 @@ class _StopRequest:
 
 
 def train(config: Config, out_dir: str | Path, base_dir: Path | None = None, max_steps: int | None = None,
-          device: str | None = None, progress: bool = True) -> dict:
+          device: str | None = None, progress: bool = True, sources=None) -> dict:
     """Train per ``config``, resuming from ``out_dir``'s checkpoint if there is one.
 
     Returns ``step`` (steps done), ``losses`` (the last logged loss terms),
@@ -150,7 +151,7 @@ def train(config: Config, out_dir: str | Path, base_dir: Path | None = None, max
     if max_steps is not None:
         total_steps = min(total_steps, max_steps)
     per_replica_batch = max(1, tcfg.batch_size // ctx.world_size)
-    dataset = PairDataset(build_sources(config, base_dir), config,
+    dataset = PairDataset(sources if sources is not None else build_sources(config, base_dir), config,
                           length=tcfg.epochs * tcfg.steps_per_epoch * per_replica_batch * ctx.world_size)
     sampler = (torch.utils.data.distributed.DistributedSampler(dataset, ctx.world_size, ctx.rank, shuffle=False)
                if ctx.world_size > 1 else torch.utils.data.SequentialSampler(dataset))
@@ -236,7 +237,11 @@ def train_from_file(config_path: str | Path, out_dir: str | Path, **options) -> 
     """Load the YAML config; dataset paths inside it are relative to the config's folder
     unless absolute, or to the current directory when they exist from there."""
     config = load_config(config_path)
-    return train(config, out_dir, base_dir=_dataset_base(config, Path(config_path)), **options)
+    try:
+        sources = build_sources(config, _dataset_base(config, Path(config_path)))
+    except InputError as error:  # name the config that holds the bad dataset entry
+        raise InputError(f"{config_path}: {error}") from None
+    return train(config, out_dir, sources=sources, **options)
 
 
 def _dataset_base(config: Config, config_path: Path) -> Path:

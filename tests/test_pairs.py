@@ -180,3 +180,19 @@ def test_bad_sources_raise_one_line_input_errors(data_root, tmp_path):
     (tmp_path / "boxes.tsv").write_text("image\tclass_id\tx\ty\tw\th\na.jpg\t0\t1\t2\n")
     with pytest.raises(InputError, match=r"boxes.tsv line 2: expected 6 columns"):
         build_sources(make_config({"kind": "images", "path": str(tmp_path)}))
+
+
+@pytest.mark.parametrize("entry, message", [
+    ({"kind": "sequences"}, "needs a 'path'"),
+    ({"kind": "synthetic", "count": 1, "weight": "heavy"}, "is not a number"),
+])
+def test_bad_dataset_entries_are_one_line_errors_naming_the_config(tmp_path, capsys, entry, message):
+    import yaml
+
+    import main
+
+    config = tmp_path / "bad.yaml"
+    config.write_text(yaml.safe_dump({"train": {"datasets": [entry]}}))
+    assert main.main(["train", str(config), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(config) in err[0] and message in err[0]

@@ -98,11 +98,17 @@ def build_sources(config: Config, base: Path | None = None) -> list[tuple[list[_
     """(tracks, weight) per ``TrainConfig.datasets`` entry; relative paths from ``base``."""
     train = config.train
     sources = []
-    for entry in train.datasets:
+    for number, entry in enumerate(train.datasets, start=1):
         kind = entry.get("kind")
-        weight = float(entry.get("weight", 1.0))
+        where = f"train.datasets entry {number} ({kind})"
+        try:
+            weight = float(entry.get("weight", 1.0))
+        except (TypeError, ValueError):
+            raise InputError(f"{where}: weight {entry.get('weight')!r} is not a number") from None
 
         def resolve(key):
+            if key not in entry:
+                raise InputError(f"{where}: needs a '{key}'")
             value = Path(entry[key])
             return value if value.is_absolute() or base is None else base / value
 
