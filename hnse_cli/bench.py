@@ -57,7 +57,7 @@ class Scale:
 
 FULL = Scale(frames_per_clip=60, clips=None, r50_frames=30, gui_frames_per_clip=40, long_video_frames=10_000,
              demo_frames=100, startup_runs=3)
-QUICK = Scale(frames_per_clip=12, clips=3, r50_frames=4, gui_frames_per_clip=10, long_video_frames=1_000,
+QUICK = Scale(frames_per_clip=12, clips=3, r50_frames=6, gui_frames_per_clip=10, long_video_frames=1_000,
               demo_frames=10, startup_runs=1)
 
 
@@ -330,11 +330,17 @@ def _cpu_name() -> str:
 
 # --- the report -------------------------------------------------------------------------
 
+def _median_fps(result: dict, name: str) -> float:
+    return 1000.0 / result["trackers"][name]["ms_median"]
+
+
+# Tracker targets are judged on median frame times: a neighbour process preempting a
+# thread makes single frames very slow (eager torch most), which the mean-based fps keeps.
 TARGETS = (
-    ("lite >= 30 fps headless", lambda r: r["trackers"]["lite"]["fps"] >= 30),
-    ("lite at least as fast as CSRT", lambda r: r["trackers"]["lite"]["fps"] >= r["trackers"]["opencv:CSRT"]["fps"]),
+    ("lite >= 30 fps headless", lambda r: _median_fps(r, "lite") >= 30),
+    ("lite at least as fast as CSRT", lambda r: _median_fps(r, "lite") >= _median_fps(r, "opencv:CSRT")),
     ("both variants with all maps drawn >= 12 fps", lambda r: r["gui"]["fps_dual_with_maps"] >= 12),
-    ("r50 >= 1.3 x r50-eager", lambda r: r["trackers"]["r50"]["fps"] >= 1.3 * r["trackers"]["r50-eager"]["fps"]),
+    ("r50 >= 1.3 x r50-eager", lambda r: _median_fps(r, "r50") >= 1.3 * _median_fps(r, "r50-eager")),
 )
 
 
@@ -371,7 +377,7 @@ def format_table(report: dict) -> str:
         + (": eager torch (OpenMP threads wait for each other when one is preempted) suffers most, so its "
            "times, and ratios to them, are inflated." if notes["others_cpu_share"] > 0.1 else "."),
         "",
-        "Targets: " + "; ".join(f"{label}: {'met' if check(result) else 'NOT met'}" for label, check in TARGETS),
+        "Targets (trackers by median frame time): " + "; ".join(f"{label}: {'met' if check(result) else 'NOT met'}" for label, check in TARGETS),
     ]
     return "\n".join(lines)
 

@@ -124,4 +124,4 @@ def test_tiny_run_reports_every_key(tmp_path, crossing):
     assert result["memory"]["peak_rss_mb"] > 100  # Qt + torch + two models
     assert result["startup_s"] > 0 and np.isfinite(result["maps_overhead_ms"])
     table = bench_cli.format_table(report)
-    assert "| lite |" in table and "Targets:" in table
+    assert "| lite |" in table and "Targets (trackers by median frame time):" in table
