@@ -3,7 +3,8 @@
 Conventions used everywhere in the project:
 
 * boxes are ``xywh`` (top-left x, y, width, height) at the edges of the library and
-  ``xyxy`` inside the network; pixel ``k`` has its centre at coordinate ``k``;
+  ``xyxy`` inside the network (IoU of ``xywh`` boxes: :func:`model.metrics.rect_iou`);
+  pixel ``k`` has its centre at coordinate ``k``;
 * a *crop* is a square window of side ``window`` frame pixels centred on
   ``(cx, cy)``, resampled to ``out_size`` pixels: frame point ``p`` lands at
   ``(p - c) * scale + (out_size - 1) / 2`` with ``scale = out_size / window``;
@@ -20,34 +21,7 @@ import numpy as np
 import torch
 
 
-# --- box conversions --------------------------------------------------------------
-
-def xywh_to_xyxy(box):
-    """(..., 4) x, y, w, h -> x1, y1, x2, y2 (numpy or torch)."""
-    x, y, w, h = (box[..., i] for i in range(4))
-    return _stack(box, [x, y, x + w, y + h])
-
-
-def xyxy_to_xywh(box):
-    x1, y1, x2, y2 = (box[..., i] for i in range(4))
-    return _stack(box, [x1, y1, x2 - x1, y2 - y1])
-
-
-def xywh_to_cxcywh(box):
-    x, y, w, h = (box[..., i] for i in range(4))
-    return _stack(box, [x + w / 2, y + h / 2, w, h])
-
-
-def cxcywh_to_xywh(box):
-    cx, cy, w, h = (box[..., i] for i in range(4))
-    return _stack(box, [cx - w / 2, cy - h / 2, w, h])
-
-
-def _stack(like, parts):
-    if isinstance(like, torch.Tensor):
-        return torch.stack(parts, dim=-1)
-    return np.stack(parts, axis=-1)
-
+# --- boxes -----------------------------------------------------------------------
 
 def box_iou_xyxy(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Element-wise IoU of two (..., 4) xyxy tensors that broadcast together."""
@@ -57,20 +31,6 @@ def box_iou_xyxy(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     area_a = (a[..., 2:] - a[..., :2]).clamp(min=0).prod(-1)
     area_b = (b[..., 2:] - b[..., :2]).clamp(min=0).prod(-1)
     return inter / (area_a + area_b - inter).clamp(min=1e-9)
-
-
-def iou_xywh(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Element-wise IoU of (..., 4) xywh arrays (numpy), 0 where either box is empty."""
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
-    x1 = np.maximum(a[..., 0], b[..., 0])
-    y1 = np.maximum(a[..., 1], b[..., 1])
-    x2 = np.minimum(a[..., 0] + a[..., 2], b[..., 0] + b[..., 2])
-    y2 = np.minimum(a[..., 1] + a[..., 3], b[..., 1] + b[..., 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    union = a[..., 2] * a[..., 3] + b[..., 2] * b[..., 3] - inter
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
 
 
 # --- crops ------------------------------------------------------------------------

@@ -32,7 +32,7 @@ def success_auc(tracker: Tracker, sequences: list[Sequence], max_frames: int | N
 def tune(tracker: Tracker, sequences: list[Sequence], rounds: int = 1, max_frames: int | None = None,
          log: Callable[[str], None] = print) -> tuple[dict, float]:
     """Coordinate descent over :data:`GRID`; returns (best track-config values, its AUC)."""
-    fast = Tracker(tracker.net, tracker.config, inspect=False)  # maps are not scored
+    fast = Tracker(tracker.net, tracker.config, inspect=False, backend=tracker.backend)  # maps are not scored
     best = {name: getattr(tracker.config.track, name) for name in GRID}
     best_auc = success_auc(fast.with_track_config(**best), sequences, max_frames)
     log(f"start {best} AUC {best_auc:.4f}")

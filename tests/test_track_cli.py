@@ -9,7 +9,7 @@ import main
 from hnse_cli.track import DEFAULT_WEIGHTS
 from hnse_gui.document import Flag, Origin
 from hnse_gui.store import load_project
-from model.geometry import iou_xywh
+from model.metrics import rect_iou
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 DUDEK = DATA / "sequences" / "Dudek20"
@@ -87,7 +87,7 @@ def test_track_with_shipped_weights_follows_the_target(tmp_path):
     assert track(DUDEK, "--init", first_box(DUDEK), "--out", out, "--frames", 6, "--backend", "eager") == 0
     predicted = np.loadtxt(out, delimiter=",")[:6]
     truth = np.loadtxt(DUDEK / "groundtruth.txt", delimiter=",")[:6]
-    assert (iou_xywh(predicted, truth) > 0.5).all()
+    assert (rect_iou(predicted, truth) > 0.5).all()
 
 
 @needs_dudek

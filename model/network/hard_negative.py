@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from model.geometry import pixel_to_feature_shift
 from model.ops import box_iou, nms, roi_align
 
 
@@ -33,7 +34,7 @@ class EmbeddingHead(nn.Module):
 
     def forward(self, features: torch.Tensor, rois: torch.Tensor) -> torch.Tensor:
         # Aligned RoI Align assumes cell j is centred on stride*(j + 1/2); ours on stride*j.
-        shifted = torch.cat([rois[:, :1], rois[:, 1:] + self.stride / 2], dim=1)
+        shifted = torch.cat([rois[:, :1], rois[:, 1:] + pixel_to_feature_shift(self.stride)], dim=1)
         pooled = roi_align(features, shifted, self.roi_size, spatial_scale=1.0 / self.stride,
                            sampling_ratio=2, aligned=True)
         return self.conv2(self.relu(self.conv1(pooled))).flatten(1)
