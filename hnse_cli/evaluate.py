@@ -22,10 +22,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="folder of sequence folders (OTB, VOT, GOT-10k or LaSOT layout), or one sequence; "
                              "synthetic[:COUNT] evaluates on the synthetic distractor set (8 sequences by default)")
     parser.add_argument("--tracker", required=True, action="append", metavar="NAME",
-                        help="tracker to evaluate, repeatable: hnse:WEIGHTS_FILE or opencv:CSRT|KCF|MIL|NANO")
+                        help="tracker to evaluate, repeatable: hnse:WEIGHTS_FILE, nanotrack3[:WEIGHTS_FILE] "
+                             "(NanoTrack v3, its own post-processing) or opencv:CSRT|KCF|MIL|NANO")
     parser.add_argument("--json", metavar="FILE", help="write all scores to this JSON file")
     parser.add_argument("--plots", metavar="DIR", help="write success and precision plots (PNG) here")
     parser.add_argument("--sequences", metavar="A,B", help="evaluate only these sequences (comma-separated)")
+    parser.add_argument("--holdout", metavar="FILE",
+                        help="evaluate only the sequences a training config or weights file holds out for "
+                             "validation (its train.validation), read from --dataset")
     parser.add_argument("--max-frames", type=int, metavar="N", help="use only the first N frames of each sequence")
     parser.add_argument("--nanotrack-dir", metavar="DIR",
                         help="folder with NanoTrack's ONNX files for opencv:NANO (default: $HNSE_NANOTRACK_DIR, "
@@ -99,6 +103,38 @@ def _dataset(spec: str):
     return distractor_dataset(int(count_text), objects_dir=coco if coco.is_dir() else None)
 
 
+def _holdout_names(path: str) -> tuple[str, ...]:
+    """``train.validation`` of a YAML config or of the config inside a weights file."""
+    from model.checkpoint import read_checkpoint
+    from model.config import config_from_dict, load_config
+    from model.errors import InputError
+
+    config = (load_config(path) if Path(path).suffix in (".yaml", ".yml") else
+              config_from_dict(read_checkpoint(path)["config"], path))
+    if not config.train.validation:
+        raise InputError(f"{path}: names no validation sequences (train.validation)")
+    return config.train.validation
+
+
+def comparison_table(result: dict) -> str:
+    """Paired bootstrap (over sequences) of each tracker's success AUC against the first's."""
+    from model.metrics import paired_bootstrap
+
+    names = list(result["trackers"])
+    if len(names) < 2:
+        return ""
+
+    def aucs(name):
+        return [s["success_auc"] for s in result["trackers"][name]["sequences"].values()]
+
+    lines = [f"success AUC against {names[0]} (paired bootstrap over sequences, 95%)"]
+    for name in names[1:]:
+        c = paired_bootstrap(aucs(names[0]), aucs(name))
+        lines.append(f"  {name}: {c['mean']:+.3f} [{c['low']:+.3f}, {c['high']:+.3f}]  "
+                     f"better on {c['wins']}/{c['n']}, worse on {c['losses']}/{c['n']}")
+    return "\n".join(lines)
+
+
 def run(args: argparse.Namespace) -> int:
     import cv2
 
@@ -110,8 +146,10 @@ def run(args: argparse.Namespace) -> int:
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # NanoTrack's DNN warnings are noise here
     factories = {name: tracker_factory(name, nanotrack_dir=args.nanotrack_dir) for name in args.tracker}
     sequences = _dataset(args.dataset)
-    if args.sequences:
-        wanted = [name.strip() for name in args.sequences.split(",") if name.strip()]
+    wanted = [name.strip() for name in args.sequences.split(",") if name.strip()] if args.sequences else []
+    if args.holdout:
+        wanted += [name for name in _holdout_names(args.holdout) if name not in wanted]
+    if wanted:
         by_name = {sequence.name: sequence for sequence in sequences}
         unknown = [name for name in wanted if name not in by_name]
         if unknown:
@@ -133,4 +171,7 @@ def run(args: argparse.Namespace) -> int:
         for plot in plot_curves(reports, args.plots):
             print(f"wrote {plot}", file=sys.stderr)
     print(summary_table(result))
+    comparison = comparison_table(result)
+    if comparison:
+        print("\n" + comparison)
     return 0

@@ -1,5 +1,6 @@
-"""``python main.py tune WEIGHTS --dataset DIR``: tune window influence, penalty k and size
-learning rate on development sequences and store them in the weights file."""
+"""``python main.py tune WEIGHTS --dataset DIR [--validation]``: tune the tracking settings
+(window influence, penalty k, size learning rate, center-ness weight, HE re-ranking) on
+whole held-out sequences and store them in the weights file."""
 from __future__ import annotations
 
 import sys
@@ -7,15 +8,20 @@ import sys
 
 def add_arguments(parser) -> None:
     parser.add_argument("weights", help="weights file to tune (rewritten in place)")
-    parser.add_argument("--dataset", required=True, help="folder of development sequences")
+    parser.add_argument("--dataset", required=True,
+                        help="folder of sequences; with --validation, the training folder the config's "
+                             "train.validation names are read from")
+    parser.add_argument("--validation", action="store_true",
+                        help="tune on the sequences the weights' config holds out (train.validation) only")
     parser.add_argument("--max-frames", type=int, help="use only the first N frames of each sequence")
 
 
 def run(args) -> int:
     from model.data.sequences import read_dataset
-    from model.tune import tune_weights
+    from model.tune import tune_weights, validation_sequences
 
-    best = tune_weights(args.weights, read_dataset(args.dataset), args.max_frames,
+    sequences = validation_sequences(args.weights, args.dataset) if args.validation else read_dataset(args.dataset)
+    best = tune_weights(args.weights, sequences, args.max_frames,
                         log=lambda line: print(line, file=sys.stderr, flush=True))
     print(" ".join(f"{k}={v}" for k, v in best.items()))
     return 0

@@ -41,17 +41,24 @@ def save_checkpoint(path: str | Path, net: torch.nn.Module, config: Config, meta
         raise
 
 
-def read_checkpoint(path: str | Path) -> dict:
-    """The raw payload, validated: one-line :class:`InputError` naming the file otherwise."""
+def load_torch_file(path: str | Path, what: str = "HNSE weights file"):
+    """``torch.load(path, weights_only=True)`` on the CPU, every failure one
+    :class:`InputError` naming the file and saying it is not a readable ``what``."""
     path = Path(path)
     if not path.is_file():
-        raise InputError(f"{path}: weights file not found")
+        raise InputError(f"{path}: {what} not found")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # truncated, foreign, or a pickle that wants to run code
         reason = "it holds code or objects that are not plain data" if "weights_only" in str(error) else \
             f"{type(error).__name__}: {str(error).splitlines()[0][:120] if str(error) else 'unreadable'}"
-        raise InputError(f"{path}: not a readable HNSE weights file ({reason})") from None
+        raise InputError(f"{path}: not a readable {what} ({reason})") from None
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """The raw payload, validated: one-line :class:`InputError` naming the file otherwise."""
+    path = Path(path)
+    payload = load_torch_file(path, "HNSE weights file")
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise InputError(f"{path}: not an HNSE weights file (no '{FORMAT}' header)")
     if payload.get("version") != VERSION:
@@ -71,12 +78,12 @@ def load_network(path: str | Path, device: str | torch.device = "cpu"):
     """
     from dataclasses import replace
 
-    from model.network import HNSENet
+    from model.network import build_network
 
     payload = read_checkpoint(path)
     config = config_from_dict(payload["config"], f"{path} (config)")
     config = replace(config, network=replace(config.network, pretrained=False, backbone_weights=None))
-    net = HNSENet(config.network)
+    net = build_network(config.network)
     load_state_checked(net, payload["state_dict"], path)
     return net.to(device).eval(), config, payload
 

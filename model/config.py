@@ -2,7 +2,7 @@
 
 Three parts, passed explicitly wherever they are needed (no global singleton):
 
-* :class:`NetworkConfig` builds :class:`model.network.HNSENet`;
+* :class:`NetworkConfig` builds a network (:func:`model.network.build_network`);
 * :class:`TrainConfig` drives :mod:`model.train` (Sec. 4.1 of the paper);
 * :class:`TrackConfig` drives :class:`model.tracker.Tracker` (Sec. 3.5).
 
@@ -27,8 +27,10 @@ from model.errors import InputError
 class NetworkConfig:
     """The network of Sec. 3.1-3.3.
 
-    ``backbone`` is ``"resnet50"`` (the paper's) or ``"efficientnet_lite0"`` (the CPU
-    model that ships). ``separable_towers`` replaces each 3x3 tower convolution of
+    ``backbone`` is ``"resnet50"`` (the paper's), ``"efficientnet_lite0"`` (the first CPU
+    model) or ``"nanotrack_v3"`` (HNSE-Nano: NanoTrack v3's trunk and head with the
+    paper's center-ness and HE branches, :class:`model.network.HNSENanoNet`; its
+    ``backbone_weights`` is NanoTrack v3's weights file, loaded when ``pretrained``). ``separable_towers`` replaces each 3x3 tower convolution of
     the FCOS heads (Fig. 3) by a depth-wise 3x3 followed by a point-wise 1x1: the
     same receptive field at a fraction of the cost, which is what lets the CPU
     model run in real time. ``he_head`` adds the hard-negative-emphasis branch.
@@ -45,6 +47,7 @@ class NetworkConfig:
     instance_size: int = 255
     stride: int = 8
     template_feature_crop: int = 7
+    xcorr_padding: int = 0
     score_prior: float = 0.01
     he_head: bool = True
     embed_channels: int = 128
@@ -57,6 +60,12 @@ class TrainConfig:
 
     The paper's values are the defaults; ``lambda_contra = 0`` gives the model
     "without HE". ``num_rois`` is k positives + k hard negatives + the ground truth.
+    ``frozen`` names top-level modules never trained (HNSE-Nano keeps NanoTrack v3's
+    trained ``ban_head``); the backbone follows ``unfreeze_epoch``. ``validation`` names
+    whole training sequences held out of training, on which steps and tracking settings
+    are chosen (``main.py tune --validation``); every ``validate_every`` steps (0: never)
+    training tracks them with the current weights and logs the success AUC
+    (``validation.csv``), from step 0 on.
     """
 
     epochs: int = 20
@@ -94,6 +103,9 @@ class TrainConfig:
     context_amount: float = 0.5
     log_every: int = 20
     checkpoint_minutes: float = 5.0
+    frozen: tuple[str, ...] = ()
+    validation: tuple[str, ...] = ()
+    validate_every: int = 0
     datasets: tuple[dict, ...] = ()
 
 
@@ -101,8 +113,13 @@ class TrainConfig:
 class TrackConfig:
     """Online tracking hyper-parameters (Sec. 3.5, Eq. 10-11).
 
-    Tuned on the development sequences only; the chosen values travel inside the
-    weights file. ``hardneg_iou`` is T_l, ``positive_iou`` is T_h.
+    Tuned on a validation split of the training sequences (never on the test
+    sequences); the chosen values travel inside the weights file. ``hardneg_iou`` is
+    T_l, ``positive_iou`` is T_h. The fused score is multiplied by center-ness to the
+    power ``centerness_weight`` (1: the paper; 0: center-ness off). ``he_rerank`` > 0
+    re-ranks the ``he_candidates`` best cells by their HE embedding distance to the
+    exemplar (beyond the paper; see :meth:`model.tracker.Tracker._he_rerank`);
+    ``he_margin`` is the contrastive margin m the HE branch was trained with (Eq. 6).
     """
 
     penalty_k: float = 0.04
@@ -114,6 +131,10 @@ class TrackConfig:
     hardneg_iou: float = 0.3
     positive_iou: float = 0.8
     min_size: float = 4.0
+    centerness_weight: float = 1.0
+    he_rerank: float = 0.0
+    he_candidates: int = 16
+    he_margin: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -141,14 +162,15 @@ def derive_sizes(net: NetworkConfig) -> Sizes:
     The backbone's stride-2 layers are "same"-padded, so an input of ``n`` pixels gives
     ``ceil(n / stride)`` cells, cell ``j`` centred on pixel ``stride * j``. The template
     features are centre-cropped to ``template_feature_crop`` cells starting at
-    ``crop_start``; the depth-wise cross-correlation is a valid convolution and the
+    ``crop_start``; the depth-wise cross-correlation pads the search features by
+    ``xcorr_padding`` cells (0: a valid convolution; NanoTrack v3 pads by 1) and the
     head's 3x3 towers are padded, so the score map has
-    ``search_feature - template_feature_crop + 1`` cells.
+    ``search_feature + 2 * xcorr_padding - template_feature_crop + 1`` cells.
 
     Eq. 2 of the paper maps score cell x to ``floor(s/2) + s*x`` in the instance; with
     the valid correlation the map starts further in, and a target centred in the
     exemplar matches score cell x when it sits at ``offset + s*x`` with
-    ``offset = (exemplar_size - 1)/2 - stride * crop_start``.
+    ``offset = (exemplar_size - 1)/2 - stride * (crop_start + xcorr_padding)``.
     """
     if net.exemplar_size <= 0 or net.instance_size <= net.exemplar_size or net.stride <= 0:
         raise InputError(
@@ -160,9 +182,11 @@ def derive_sizes(net: NetworkConfig) -> Sizes:
     crop = net.template_feature_crop
     if not 0 < crop <= template_feature:
         raise InputError(f"template_feature_crop {crop} must lie in 1..{template_feature}")
+    if net.xcorr_padding < 0:
+        raise InputError(f"xcorr_padding must be >= 0, got {net.xcorr_padding}")
     crop_start = (template_feature - crop) // 2
-    score_size = search_feature - crop + 1
-    offset = (net.exemplar_size - 1) / 2 - net.stride * crop_start
+    score_size = search_feature + 2 * net.xcorr_padding - crop + 1
+    offset = (net.exemplar_size - 1) / 2 - net.stride * (crop_start + net.xcorr_padding)
     return Sizes(template_feature, search_feature, crop_start, score_size, offset, net.stride)
 
 

@@ -44,7 +44,7 @@ OPENCV_TRACKERS = {"CSRT": "TrackerCSRT", "KCF": "TrackerKCF", "MIL": "TrackerMI
 NANOTRACK_FILES = {"backbone": "nanotrack_backbone_sim.onnx", "neckhead": "nanotrack_head_sim.onnx"}
 NANOTRACK_DIR_ENV = "HNSE_NANOTRACK_DIR"
 DEFAULT_NANOTRACK_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "baselines" / "nanotrack"
-TRACKER_NAMES_HELP = "hnse:WEIGHTS_FILE or opencv:" + "|".join(OPENCV_TRACKERS)
+TRACKER_NAMES_HELP = "hnse:WEIGHTS_FILE, nanotrack3[:WEIGHTS_FILE] or opencv:" + "|".join(OPENCV_TRACKERS)
 
 
 class SingleTargetTracker(Protocol):
@@ -110,7 +110,9 @@ def _opencv_constructor(kind: str, nanotrack_dir: str | Path | None) -> Callable
 
 
 def tracker_factory(name: str, *, nanotrack_dir: str | Path | None = None) -> Callable[[], SingleTargetTracker]:
-    """A function making a ready tracker for ``name``: ``hnse:WEIGHTS_FILE`` or
+    """A function making a ready tracker for ``name``: ``hnse:WEIGHTS_FILE``,
+    ``nanotrack3`` (NanoTrack v3 with its own post-processing; ``nanotrack3:FILE`` names
+    its weights, default :func:`model.nanotrack3.default_weights`) or
     ``opencv:CSRT|KCF|MIL|NANO``.
 
     The name is checked, and weights loaded, now, so that a bad name fails before any
@@ -127,6 +129,11 @@ def tracker_factory(name: str, *, nanotrack_dir: str | Path | None = None) -> Ca
         from model.tracker import Tracker  # torch loads only when an HNSE model is asked for
 
         tracker = Tracker.from_checkpoint(weights, inspect=False)
+        return lambda: tracker
+    if kind == "nanotrack3":
+        from model.nanotrack3 import NanoTrack3Tracker
+
+        tracker = NanoTrack3Tracker(argument or None)
         return lambda: tracker
     if kind == "opencv" and argument.upper() in OPENCV_TRACKERS:
         create = _opencv_constructor(argument.upper(), nanotrack_dir)

@@ -286,7 +286,9 @@ class OnnxBackend:
 
 
 def make_backend(net, name: str = "eager", threads: int | None = None):
-    """The backend called ``name`` (one of :data:`BACKENDS`) for ``net``."""
+    """The backend called ``name`` (one of :data:`BACKENDS`, and of ``net.backends``) for ``net``."""
+    if name in BACKENDS and name not in net.backends:
+        raise InputError(f"the {name} backend cannot run {type(net).__name__} (it runs: {', '.join(net.backends)})")
     if name == "eager":
         return EagerBackend(net)
     if name == "torch":

@@ -211,3 +211,25 @@ def overall_metrics(per_sequence: list[Metrics]) -> Metrics:
         overlaps=overlaps,
         frames=sum(m.frames for m in scored),
     )
+
+
+def paired_bootstrap(a, b, resamples: int = 10000, level: float = 0.95, seed: int = 0) -> dict:
+    """Mean of the per-sequence differences ``b - a`` and its bootstrap interval.
+
+    ``a``, ``b``: one score per sequence (the same sequences, in the same order). The
+    sequences are resampled with replacement ``resamples`` times and the mean difference
+    taken each time; the interval is the central ``level`` of those means (percentile
+    bootstrap). A difference whose interval excludes 0 is one that nine or so sequences
+    support, not only their mean. Returns ``mean``, ``low``, ``high``, ``wins`` (b > a),
+    ``losses`` and ``n``.
+    """
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape or a.ndim != 1 or len(a) == 0:
+        raise ValueError("paired_bootstrap needs two equal-length, non-empty score lists")
+    diff = b - a
+    rng = np.random.default_rng(seed)
+    means = diff[rng.integers(0, len(diff), size=(resamples, len(diff)))].mean(axis=1)
+    tail = (1 - level) / 2
+    low, high = np.quantile(means, [tail, 1 - tail])
+    return {"mean": float(diff.mean()), "low": float(low), "high": float(high),
+            "wins": int((diff > 0).sum()), "losses": int((diff < 0).sum()), "n": len(diff)}

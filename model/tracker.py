@@ -30,7 +30,7 @@ EMBED_MAX_CELLS = 32
 EMBED_MIN_FRACTION = 0.1
 
 
-def _as_bgr(frame: np.ndarray) -> np.ndarray:
+def as_bgr(frame: np.ndarray) -> np.ndarray:
     frame = np.asarray(frame)
     if frame.ndim == 2:
         return cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
@@ -49,6 +49,15 @@ def _size_with_context(w, h):
 
 def _change(ratio):
     return np.maximum(ratio, 1.0 / ratio)
+
+
+def scale_penalty(pred_w, pred_h, target_w, target_h, k: float):
+    """Eq. 10-11, normalised so that no change gives penalty 1 (pysot's form):
+    exp(-(r * s - 1) k), r the aspect-ratio change and s the size change of each
+    predicted box (arrays) against the target's size in the same (crop) pixels."""
+    scale_change = _change(_size_with_context(pred_w, pred_h) / _size_with_context(target_w, target_h))
+    ratio_change = _change((target_w / target_h) / np.maximum(pred_w / np.maximum(pred_h, 1e-6), 1e-6))
+    return np.exp(-(ratio_change * scale_change - 1) * k)
 
 
 class Tracker:
@@ -87,19 +96,20 @@ class Tracker:
 
         net, config, _ = load_network(path, device)
         if backend is None:
-            backend = CPU_DEFAULT_BACKEND if torch.device(device).type == "cpu" else "torch"
+            preferred = CPU_DEFAULT_BACKEND if torch.device(device).type == "cpu" else "torch"
+            backend = preferred if preferred in net.backends else "eager"
         return cls(net, config, inspect, backend)
 
     @classmethod
     def random(cls, backbone: str = "efficientnet_lite0", he_head: bool = True, seed: int = 0,
                inspect: bool = True, backend: str = "eager", **network) -> "Tracker":
         """A tracker with untrained heads (ImageNet backbone for the lite model), for tests."""
-        from model.network import HNSENet
+        from model.network import build_network
 
         torch.manual_seed(seed)
         network.setdefault("pretrained", backbone == "efficientnet_lite0")
         net_config = NetworkConfig(backbone=backbone, he_head=he_head, **network)
-        return cls(HNSENet(net_config), Config(network=net_config), inspect, backend)
+        return cls(build_network(net_config), Config(network=net_config), inspect, backend)
 
     # --- tracking ----------------------------------------------------------------------
 
@@ -108,7 +118,7 @@ class Tracker:
 
     def init(self, frame: np.ndarray, box) -> None:
         """Crop the exemplar around ``box`` (x, y, w, h in frame pixels) and cache it."""
-        frame = _as_bgr(frame)
+        frame = as_bgr(frame)
         x, y, w, h = (float(v) for v in box)
         if not all(math.isfinite(v) for v in (x, y, w, h)) or w <= 0 or h <= 0:
             raise InputError(f"initial box {tuple(box)} must have finite values and positive size")
@@ -129,7 +139,7 @@ class Tracker:
 
     def track(self, frame: np.ndarray) -> TrackResult:
         """Locate the target in ``frame``; never raises on hard frames (low score instead)."""
-        frame = _as_bgr(frame)
+        frame = as_bgr(frame)
         cfg = self.config.track
         net_config = self.net.config
         height, width = frame.shape[:2]
@@ -146,14 +156,14 @@ class Tracker:
         pred_w = boxes_np[2] - boxes_np[0]
         pred_h = boxes_np[3] - boxes_np[1]
 
-        # Eq. 10-11, normalised so that no change gives penalty 1 (pysot's form).
         target_w, target_h = self.size * window.scale
-        scale_change = _change(_size_with_context(pred_w, pred_h) / _size_with_context(target_w, target_h))
-        ratio_change = _change((target_w / target_h) / np.maximum(pred_w / np.maximum(pred_h, 1e-6), 1e-6))
-        penalty = np.exp(-(ratio_change * scale_change - 1) * cfg.penalty_k)
-        penalised = penalty * score * centerness
+        penalty = scale_penalty(pred_w, pred_h, target_w, target_h, cfg.penalty_k)
+        penalised = penalty * score * centerness ** cfg.centerness_weight
         final = penalised * (1 - cfg.window_influence) + self.window * cfg.window_influence
         final = np.nan_to_num(final, nan=0.0)
+        rerank = self._he_rerank(out, boxes, final)
+        if rerank is not None:
+            final = final * rerank
         best = np.unravel_index(int(np.argmax(final)), final.shape)
 
         bx0, by0, bx1, by1 = boxes_np[:, best[0], best[1]]
@@ -173,6 +183,26 @@ class Tracker:
         if self.inspect:
             self._inspect(result, out, boxes, final, best, centerness, window)
         return result
+
+    def _he_rerank(self, out: dict, boxes: torch.Tensor, final: np.ndarray) -> np.ndarray | None:
+        """Beyond the paper: the HE embedding used while tracking (``TrackConfig.he_rerank``).
+
+        The ``he_candidates`` best cells of the final map (the only ones that can win) get
+        the distance d of their box's RoI vector to the exemplar vector, the distance the
+        HE branch was trained (Eq. 6) to make small for the target and at least the margin m
+        for hard negatives; each is multiplied by exp(-he_rerank * d / m), every other
+        cell by 0, so the arg-max is taken among those candidates. Returns the (S, S)
+        factors, or None when re-ranking is off or the network has no HE head.
+        """
+        cfg = self.config.track
+        if cfg.he_rerank <= 0 or out["embedding_features"] is None or self.net._exemplar_vector is None:
+            return None
+        flat = torch.from_numpy(final.reshape(-1))
+        order = flat.argsort(descending=True)[:cfg.he_candidates]
+        distance = self.net.embedding_distance(out["embedding_features"], boxes.reshape(4, -1).T[order]).float().cpu()
+        factor = torch.zeros(final.size)
+        factor[order] = torch.exp(-cfg.he_rerank * torch.nan_to_num(distance, nan=1e6) / cfg.he_margin)
+        return factor.reshape(final.shape).numpy()
 
     def _update(self, center: np.ndarray, size: np.ndarray) -> None:
         """Keep the centre inside the frame and the size between min_size and the frame."""

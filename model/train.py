@@ -34,7 +34,7 @@ from model.checkpoint import read_checkpoint, save_checkpoint
 from model.config import Config, TrainConfig, load_config, save_config
 from model.data.pairs import PairDataset, build_sources
 from model.errors import InputError
-from model.network import HNSENet
+from model.network import SiameseNetwork, build_network
 
 LOSS_TERMS = ("total", "score", "centerness", "reg", "contra")
 
@@ -48,8 +48,8 @@ def learning_rate(train: TrainConfig, epoch: float) -> float:
     return train.base_lr * (train.final_lr / train.base_lr) ** progress
 
 
-def set_backbone_trainable(net: HNSENet, trainable: bool) -> None:
-    """Freeze everything in the backbone, or unfreeze its blocks 2-4 (Sec. 4.1)."""
+def set_backbone_trainable(net: SiameseNetwork, trainable: bool) -> None:
+    """Freeze everything in the backbone, or unfreeze its last blocks (2-4 of ResNet-50, Sec. 4.1)."""
     for p in net.backbone.parameters():
         p.requires_grad_(False)
     if trainable:
@@ -58,15 +58,31 @@ def set_backbone_trainable(net: HNSENet, trainable: bool) -> None:
                 p.requires_grad_(True)
 
 
-def keep_backbone_bn_eval(net: HNSENet) -> None:
-    for module in net.backbone.modules():
-        if isinstance(module, torch.nn.BatchNorm2d):
-            module.eval()
+def freeze_modules(net: SiameseNetwork, names: tuple[str, ...]) -> None:
+    """Keep the named top-level modules (``TrainConfig.frozen``, e.g. HNSE-Nano's trained
+    ``ban_head``) out of training: no gradients, BatchNorm in eval mode (see
+    :func:`keep_frozen_bn_eval`)."""
+    for name in names:
+        module = getattr(net, name, None)
+        if not isinstance(module, torch.nn.Module):
+            raise InputError(f"train.frozen names {name!r}, which this network does not have")
+        for p in module.parameters():
+            p.requires_grad_(False)
 
 
-def make_optimizer(net: HNSENet, train: TrainConfig) -> torch.optim.SGD:
+def keep_frozen_bn_eval(net: SiameseNetwork, frozen: tuple[str, ...] = ()) -> None:
+    """BatchNorm of the backbone (always: a few pairs per batch give useless statistics)
+    and of the frozen modules stays in eval mode."""
+    for part in (net.backbone, *(getattr(net, name) for name in frozen)):
+        for module in part.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.eval()
+
+
+def make_optimizer(net: SiameseNetwork, train: TrainConfig) -> torch.optim.SGD:
+    frozen_ids = {id(p) for name in train.frozen for p in getattr(net, name).parameters()}
     backbone_ids = {id(p) for p in net.backbone.parameters()}
-    head_params = [p for p in net.parameters() if id(p) not in backbone_ids]
+    head_params = [p for p in net.parameters() if id(p) not in backbone_ids | frozen_ids]
     backbone_params = [p for block in net.backbone.trainable_blocks() for p in block.parameters()]
     return torch.optim.SGD(
         [{"params": head_params, "lr_scale": 1.0},
@@ -121,6 +137,34 @@ class _StopRequest:
             signal.signal(sig, handler)
 
 
+def validation_auc(net: SiameseNetwork, config: Config, sequences) -> dict[str, float]:
+    """Success AUC of the current weights on the held-out sequences (eager: live weights),
+    overall and per sequence."""
+    from model.evaluate import evaluate
+    from model.tracker import Tracker
+
+    was_training = net.training
+    tracker = Tracker(net, config, inspect=False, backend="eager")
+    report = evaluate({"current": lambda: tracker}, sequences)["current"]
+    net.train(was_training)
+    return {"overall": float(report.overall.success_auc),
+            **{run.name: float(run.metrics.success_auc) for run in report.runs}}
+
+
+def _validation_sequences(config: Config, base_dir: Path | None):
+    """The ``train.validation`` sequences, from the first ``sequences`` dataset's folder."""
+    from model.data.sequences import read_sequence
+
+    train_cfg = config.train
+    if not train_cfg.validate_every or not train_cfg.validation:
+        return []
+    folders = [Path(e["path"]) for e in train_cfg.datasets if e.get("kind") == "sequences" and "path" in e]
+    if not folders:
+        raise InputError("train.validate_every needs a 'sequences' dataset to read train.validation from")
+    root = folders[0] if folders[0].is_absolute() or base_dir is None else base_dir / folders[0]
+    return [read_sequence(root / name) for name in train_cfg.validation]
+
+
 def train(config: Config, out_dir: str | Path, base_dir: Path | None = None, max_steps: int | None = None,
           device: str | None = None, progress: bool = True, sources=None) -> dict:
     """Train per ``config``, resuming from ``out_dir``'s checkpoint if there is one.
@@ -134,7 +178,8 @@ def train(config: Config, out_dir: str | Path, base_dir: Path | None = None, max
     tcfg = config.train
     device = torch.device(device or (f"cuda:{ctx.local_rank}" if torch.cuda.is_available() else "cpu"))
     torch.manual_seed(tcfg.seed)
-    net = HNSENet(config.network).to(device)
+    net = build_network(config.network).to(device)
+    freeze_modules(net, tcfg.frozen)
     optimizer = make_optimizer(net, tcfg)
     start_step = 0
     checkpoint_path = out_dir / "checkpoint.pt"
@@ -162,6 +207,19 @@ def train(config: Config, out_dir: str | Path, base_dir: Path | None = None, max
         persistent_workers=tcfg.num_workers > 0, prefetch_factor=4 if tcfg.num_workers > 0 else None)
 
     generator = torch.Generator(device="cpu").manual_seed(tcfg.seed + ctx.rank)
+    validation = _validation_sequences(config, base_dir) if ctx.main else []
+    validation_log = out_dir / "validation.csv"
+
+    def validate():
+        scores = validation_auc(net, config, validation)
+        new_file = not validation_log.is_file()
+        with open(validation_log, "a", newline="") as handle:
+            writer = csv.writer(handle)
+            if new_file:
+                writer.writerow(["step", *scores])
+            writer.writerow([step, *(f"{v:.4f}" for v in scores.values())])
+        if progress:
+            print(f"step {step}: validation AUC {scores['overall']:.4f}", file=sys.stderr, flush=True)
     model, wrapped_trainable = net, None
     log_file = open(out_dir / "log.csv", "a", newline="") if ctx.main else None
     log = csv.writer(log_file) if log_file else None
@@ -178,6 +236,8 @@ def train(config: Config, out_dir: str | Path, base_dir: Path | None = None, max
                             step=step, epoch=step / tcfg.steps_per_epoch)
 
     with _StopRequest() as stop:
+        if validation and start_step == 0:
+            validate()
         for batch in loader:
             if step >= total_steps or stop.requested:
                 break
@@ -190,7 +250,7 @@ def train(config: Config, out_dir: str | Path, base_dir: Path | None = None, max
                          if ctx.world_size > 1 else net)
                 wrapped_trainable = trainable
             net.train()
-            keep_backbone_bn_eval(net)
+            keep_frozen_bn_eval(net, tcfg.frozen)
             lr = learning_rate(tcfg, epoch)
             for group in optimizer.param_groups:
                 group["lr"] = lr * group["lr_scale"]
@@ -219,6 +279,8 @@ def train(config: Config, out_dir: str | Path, base_dir: Path | None = None, max
                               f"{rate:.2f} step/s eta {eta / 60:.1f} min", file=sys.stderr, flush=True)
                 sums = {name: 0.0 for name in LOSS_TERMS}
                 count = 0
+            if validation and (step % tcfg.validate_every == 0 or step == total_steps):
+                validate()
             if time.monotonic() - last_save > tcfg.checkpoint_minutes * 60:
                 save("periodic")
                 last_save = time.monotonic()
@@ -241,7 +303,7 @@ def train_from_file(config_path: str | Path, out_dir: str | Path, **options) -> 
         sources = build_sources(config, _dataset_base(config, Path(config_path)))
     except InputError as error:  # name the config that holds the bad dataset entry
         raise InputError(f"{config_path}: {error}") from None
-    return train(config, out_dir, sources=sources, **options)
+    return train(config, out_dir, base_dir=_dataset_base(config, Path(config_path)), sources=sources, **options)
 
 
 def _dataset_base(config: Config, config_path: Path) -> Path:

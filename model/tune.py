@@ -1,9 +1,11 @@
-"""Tuning the online-tracking hyper-parameters (Sec. 3.5) on development sequences.
+"""Tuning the online-tracking hyper-parameters (Sec. 3.5) on a validation split.
 
-Window influence, the penalty's ``k`` (Eq. 10) and the size learning rate move the
-success AUC by several points on their own. They are tuned by coordinate descent over
-small grids, one parameter at a time, on the development sequences only, and the chosen
-values are written into the weights file's config so they travel with the weights.
+Window influence, the penalty's ``k`` (Eq. 10), the size learning rate, the center-ness
+weight and, for a network with an HE head, the HE re-ranking weight move the success AUC
+by several points on their own. They are tuned by coordinate descent over small grids,
+one parameter at a time, on whole training sequences held out of training
+(``TrainConfig.validation``), never on the test sequences, and the chosen values are
+written into the weights file's config so they travel with the weights.
 """
 from __future__ import annotations
 
@@ -21,7 +23,13 @@ GRID = {
     "window_influence": (0.15, 0.25, 0.35, 0.45, 0.55),
     "penalty_k": (0.0, 0.04, 0.1, 0.2, 0.3, 0.45),
     "size_lr": (0.2, 0.35, 0.5, 0.7),
+    "centerness_weight": (0.0, 0.5, 1.0),
 }
+HE_GRID = {"he_rerank": (0.0, 0.25, 0.5, 1.0, 2.0)}  # only for networks with an HE head
+
+
+def grid_for(tracker: Tracker) -> dict:
+    return {**GRID, **HE_GRID} if tracker.net.embedding is not None else dict(GRID)
 
 
 def success_auc(tracker: Tracker, sequences: list[Sequence], max_frames: int | None) -> float:
@@ -31,13 +39,14 @@ def success_auc(tracker: Tracker, sequences: list[Sequence], max_frames: int | N
 
 def tune(tracker: Tracker, sequences: list[Sequence], rounds: int = 1, max_frames: int | None = None,
          log: Callable[[str], None] = print) -> tuple[dict, float]:
-    """Coordinate descent over :data:`GRID`; returns (best track-config values, its AUC)."""
+    """Coordinate descent over :func:`grid_for`; returns (best track-config values, its AUC)."""
     fast = Tracker(tracker.net, tracker.config, inspect=False, backend=tracker.backend)  # maps are not scored
-    best = {name: getattr(tracker.config.track, name) for name in GRID}
+    grid = grid_for(tracker)
+    best = {name: getattr(tracker.config.track, name) for name in grid}
     best_auc = success_auc(fast.with_track_config(**best), sequences, max_frames)
     log(f"start {best} AUC {best_auc:.4f}")
     for _ in range(rounds):
-        for name, values in GRID.items():
+        for name, values in grid.items():
             for value in values:
                 if value == best[name]:
                     continue
@@ -55,12 +64,23 @@ def write_track_config(weights: str | Path, values: dict, note: dict) -> None:
     payload = read_checkpoint(weights)
     config = config_from_dict(payload["config"], str(weights))
     config = replace(config, track=replace(config.track, **values))
-    from model.network import HNSENet
+    from model.network import build_network
 
-    net = HNSENet(replace(config.network, pretrained=False))
+    net = build_network(replace(config.network, pretrained=False))
     net.load_state_dict(payload["state_dict"])
     meta = {**payload.get("meta", {}), "tuning": {**note, "track": asdict(config.track)}}
     save_checkpoint(weights, net, config, meta)
+
+
+def validation_sequences(weights: str | Path, train_dir: str | Path) -> list[Sequence]:
+    """The sequences of ``train_dir`` that the weights file's config holds out for validation."""
+    from model.data.sequences import read_sequence
+    from model.errors import InputError
+
+    names = config_from_dict(read_checkpoint(weights)["config"], str(weights)).train.validation
+    if not names:
+        raise InputError(f"{weights}: its config names no validation sequences (train.validation)")
+    return [read_sequence(Path(train_dir) / name) for name in names]
 
 
 def tune_weights(weights: str | Path, sequences: list[Sequence], max_frames: int | None = None,

@@ -196,3 +196,45 @@ def test_bad_dataset_entries_are_one_line_errors_naming_the_config(tmp_path, cap
     assert main.main(["train", str(config), "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and str(config) in err[0] and message in err[0]
+
+
+def test_validation_sequences_are_held_out_of_training(data_root):
+    entry = {"kind": "sequences", "path": str(data_root / "sequences")}
+    both = build_sources(Config(train=TrainConfig(datasets=(entry,))))
+    held = build_sources(Config(train=TrainConfig(datasets=(entry,), validation=("walk",))))
+    assert len(both[0][0]) == 2 and len(held[0][0]) == 1
+    assert len(held[0][0][0].boxes) == 30 and np.isfinite(held[0][0][0].boxes).all()  # "run" has no absent frames
+
+
+def _mot_clip(root: Path) -> Path:
+    clip = root / "clip"
+    (clip / "img1").mkdir(parents=True)
+    (clip / "gt").mkdir()
+    for i in range(3):
+        cv2.imwrite(str(clip / "img1" / f"{i + 1:06d}.jpg"), np.full((60, 80, 3), 50 * i, np.uint8))
+    rows = ["1,1,10,10,20,30,1,1,1", "2,1,12,10,20,30,1,1,0.5", "3,1,14,10,20,30,1,1,1",
+            "1,2,50,5,15,25,1,1,1", "3,2,52,5,15,25,1,1,0.2", "2,3,1,1,5,5,0,1,1"]
+    (clip / "gt" / "gt.txt").write_text("\n".join(rows) + "\n")
+    return clip
+
+
+def test_mot_clips_give_one_track_per_identity(tmp_path):
+    from model.data.sequences import read_mot_clip
+
+    sequences = read_mot_clip(_mot_clip(tmp_path))
+    assert [s.name for s in sequences] == ["clip/1", "clip/2"]  # identity 3 is not considered
+    np.testing.assert_allclose(sequences[0].boxes[1], [12, 10, 20, 30])
+    assert np.isnan(sequences[1].boxes[1]).all() and len(sequences[1].frames) == 3
+    sources = build_sources(Config(train=TrainConfig(datasets=({"kind": "mot", "path": str(tmp_path)},))))
+    assert len(sources[0][0]) == 2
+
+
+@pytest.mark.parametrize("line, message", [("1,1,10,10,20", "at least 6"), ("1,1,a,10,20,30", "not numbers"),
+                                           ("0,1,10,10,20,30", "whole number"), ("1,1,10,10,0,30", "size")])
+def test_malformed_mot_lines_name_the_file_and_line(tmp_path, line, message):
+    from model.data.sequences import read_mot_file
+
+    path = tmp_path / "gt.txt"
+    path.write_text("1,1,10,10,20,30,1,1,1\n" + line + "\n")
+    with pytest.raises(InputError, match=rf"gt.txt line 2: .*{message}"):
+        read_mot_file(path)

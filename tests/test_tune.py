@@ -6,7 +6,7 @@ from model.config import Config, NetworkConfig
 from model.data.synthetic import synthetic_sequence
 from model.network import HNSENet
 from model.tracker import Tracker
-from model.tune import GRID, tune_weights
+from model.tune import GRID, HE_GRID, tune_weights
 
 
 def test_tune_stores_best_values_from_the_grid(tmp_path, monkeypatch):
@@ -16,7 +16,8 @@ def test_tune_stores_best_values_from_the_grid(tmp_path, monkeypatch):
     save_checkpoint(weights, HNSENet(net_config), Config(network=net_config), {"note": "kept"})
     sequences = [synthetic_sequence(seed, length=6, size=(200, 160)) for seed in (1, 2)]
     # Score each candidate by a known function of its values so the optimum is known.
-    target = {"window_influence": 0.55, "penalty_k": 0.1, "size_lr": 0.2}
+    target = {"window_influence": 0.55, "penalty_k": 0.1, "size_lr": 0.2, "centerness_weight": 0.5,
+              "he_rerank": 1.0}
 
     def fake_auc(tracker, sequences, max_frames):
         track = tracker.config.track
@@ -26,7 +27,7 @@ def test_tune_stores_best_values_from_the_grid(tmp_path, monkeypatch):
     best = tune_weights(weights, sequences, log=lambda line: None)
     assert best == target
     payload = read_checkpoint(weights)
-    assert {k: payload["config"]["track"][k] for k in GRID} == target
+    assert {k: payload["config"]["track"][k] for k in {**GRID, **HE_GRID}} == target
     assert payload["meta"]["note"] == "kept" and "tuning" in payload["meta"]
     assert Tracker.from_checkpoint(weights).config.track.window_influence == 0.55
 
@@ -37,3 +38,11 @@ def test_success_auc_runs_the_real_tracker(tmp_path):
     tracker = Tracker.random(pretrained=False, neck_channels=32, head_channels=32, tower_convs=1, embed_channels=16)
     auc = success_auc(tracker, [synthetic_sequence(3, length=5, size=(200, 160))], max_frames=5)
     assert 0.0 <= auc <= 1.0
+
+
+def test_he_rerank_is_tuned_only_with_an_he_head():
+    from model.tune import grid_for
+
+    with_he = Tracker.random(pretrained=False, neck_channels=16, head_channels=16, tower_convs=1, embed_channels=16)
+    without = Tracker.random(he_head=False, pretrained=False, neck_channels=16, head_channels=16, tower_convs=1)
+    assert "he_rerank" in grid_for(with_he) and "he_rerank" not in grid_for(without)

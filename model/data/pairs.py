@@ -5,6 +5,8 @@ Sources, each with a sampling weight (``TrainConfig.datasets`` entries):
 * ``{"kind": "sequences", "path": DIR}``: a folder of sequence folders in any layout
   :func:`model.data.sequences.read_sequence` understands; template and search frames
   come from one sequence at most ``frame_range`` frames apart (100 by default);
+* ``{"kind": "mot", "path": DIR}``: a folder of MOT Challenge clips (``img1/``,
+  ``gt/gt.txt``); every identity is a track, the other people its distractors;
 * ``{"kind": "images", "path": DIR}``: still images with COCO-style boxes
   (``boxes.tsv``: image, class_id, x, y, w, h); template and search are the same
   image (frame range 1), made different by the augmentation;
@@ -26,7 +28,7 @@ import torch
 
 from model.config import Config
 from model.data.augment import color_augment, crop_pair_member
-from model.data.sequences import read_sequence
+from model.data.sequences import read_mot_clip, read_sequence
 from model.data.synthetic import load_object_library, synthetic_sequence
 from model.errors import InputError
 
@@ -57,12 +59,24 @@ class _StillImage:
         return image
 
 
-def _sequence_tracks(path: Path, frame_range: int) -> list[_Track]:
-    folders = [p for p in sorted(path.iterdir()) if p.is_dir() and any(
+def _sequence_tracks(path: Path, frame_range: int, held_out: tuple[str, ...] = ()) -> list[_Track]:
+    """The sequences in ``path`` but those named in ``held_out`` (the validation split)."""
+    if not path.is_dir():
+        raise InputError(f"{path}: no such training folder")
+    folders = [p for p in sorted(path.iterdir()) if p.is_dir() and p.name not in held_out and any(
         (p / name).is_file() for name in ("groundtruth.txt", "groundtruth_rect.txt"))]
     if not folders:
         raise InputError(f"{path}: no sequence folders for training")
     return [_Track(s.frames, s.boxes, frame_range) for s in map(read_sequence, folders)]
+
+
+def _mot_tracks(path: Path, frame_range: int) -> list[_Track]:
+    if not path.is_dir():
+        raise InputError(f"{path}: no such MOT folder")
+    clips = [p for p in sorted(path.iterdir()) if (p / "gt" / "gt.txt").is_file()]
+    if not clips:
+        raise InputError(f"{path}: no MOT clips (folders with gt/gt.txt)")
+    return [_Track(s.frames, s.boxes, frame_range) for clip in clips for s in read_mot_clip(clip)]
 
 
 def _image_tracks(path: Path) -> list[_Track]:
@@ -113,7 +127,10 @@ def build_sources(config: Config, base: Path | None = None) -> list[tuple[list[_
             return value if value.is_absolute() or base is None else base / value
 
         if kind == "sequences":
-            tracks = _sequence_tracks(resolve("path"), int(entry.get("frame_range", train.video_frame_range)))
+            tracks = _sequence_tracks(resolve("path"), int(entry.get("frame_range", train.video_frame_range)),
+                                      train.validation)
+        elif kind == "mot":
+            tracks = _mot_tracks(resolve("path"), int(entry.get("frame_range", train.video_frame_range)))
         elif kind == "images":
             tracks = _image_tracks(resolve("path"))
         elif kind == "synthetic":
@@ -122,7 +139,7 @@ def build_sources(config: Config, base: Path | None = None) -> list[tuple[list[_
                 spec["objects"] = resolve("objects")
             tracks = _synthetic_tracks(spec, train.seed)
         else:
-            raise InputError(f"training dataset kind {kind!r} is not sequences, images or synthetic")
+            raise InputError(f"training dataset kind {kind!r} is not sequences, mot, images or synthetic")
         tracks = [t for t in tracks if len(t.valid)]
         if tracks:
             sources.append((tracks, weight))

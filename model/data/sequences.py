@@ -225,3 +225,75 @@ def read_dataset(root: str | Path) -> list[Sequence]:
     if not folders:
         raise InputError(f"{root}: no sequence folders (with groundtruth_rect.txt or groundtruth.txt)")
     return [read_sequence(folder) for folder in folders]
+
+
+# --- MOT Challenge layout ----------------------------------------------------------
+
+@dataclass
+class MotRow:
+    """One box of a MOT ground-truth or result file (frame 1-based, x/y as written)."""
+
+    frame: int
+    identity: int
+    box: tuple[float, float, float, float]
+    considered: bool
+    visibility: float
+
+
+def read_mot_file(path: str | Path) -> list[MotRow]:
+    """Rows ``frame,id,x,y,w,h[,considered[,class[,visibility]]]`` of a MOT file.
+
+    MOT17 ground truth writes nine columns, results files ten (conf, x, y, z): a 7th
+    column is read as "considered"/confidence (0 = not considered), the 9th as
+    visibility. Rows whose class (8th column) is given and is not 1 (pedestrian) are left
+    out only when they are not considered. Any malformed line is one :class:`InputError`
+    naming the file and the line.
+    """
+    path = Path(path)
+    rows = []
+    for number, line in enumerate(_read_lines(path), start=1):
+        if not line.strip():
+            continue
+        fields = _SEPARATOR.split(line.strip())
+        if len(fields) < 6:
+            raise InputError(f"{path} line {number}: expected at least 6 values (frame,id,x,y,w,h), found {len(fields)}")
+        try:
+            values = [float(v) for v in fields]
+        except ValueError:
+            raise InputError(f"{path} line {number}: values are not numbers") from None
+        if not all(math.isfinite(v) for v in values[:6]):
+            raise InputError(f"{path} line {number}: frame, id and box must be finite numbers")
+        frame, identity = values[0], values[1]
+        if frame < 1 or frame != int(frame) or identity != int(identity):
+            raise InputError(f"{path} line {number}: frame must be a whole number >= 1 and id a whole number")
+        if values[4] <= 0 or values[5] <= 0:
+            raise InputError(f"{path} line {number}: box has zero or negative size")
+        considered = len(values) < 7 or values[6] != 0
+        visibility = values[8] if len(values) >= 9 and 0 <= values[8] <= 1 else 1.0
+        rows.append(MotRow(int(frame), int(identity), tuple(values[2:6]), considered, visibility))
+    return rows
+
+
+def read_mot_clip(path: str | Path) -> list[Sequence]:
+    """A MOT clip folder (``img1/`` frames, ``gt/gt.txt``) as one sequence per identity.
+
+    Each identity is a single-object track, NaN on the frames it is not in; the other
+    identities are its look-alike distractors. Only considered rows are used.
+    """
+    path = Path(path)
+    gt = path / "gt" / "gt.txt"
+    if not gt.is_file():
+        raise InputError(f"{path}: not a MOT clip (no gt/gt.txt)")
+    frames = ImageFolderSource(path / "img1" if (path / "img1").is_dir() else path)
+    rows = [r for r in read_mot_file(gt) if r.considered]
+    late = [r for r in rows if r.frame > len(frames)]
+    if late:
+        raise InputError(f"{gt}: frame {late[0].frame} beyond the clip's {len(frames)} frames")
+    sequences = []
+    for identity in sorted({r.identity for r in rows}):
+        boxes = np.full((len(frames), 4), np.nan)
+        for r in rows:
+            if r.identity == identity:
+                boxes[r.frame - 1] = r.box
+        sequences.append(Sequence(name=f"{path.name}/{identity}", frames=frames, boxes=boxes))
+    return sequences

@@ -4,20 +4,19 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from model.config import NetworkConfig, TrainConfig, derive_sizes
+from model.config import NetworkConfig, derive_sizes
 from model.geometry import score_grid
-from model.losses import centerness_loss, contrastive_loss, focal_loss, iou_loss, total_loss
 from model.network.backbones import build_backbone
 from model.network.fusion import LevelFusion
-from model.network.hard_negative import EmbeddingHead, select_rois
+from model.network.hard_negative import EmbeddingHead
 from model.network.head import FCOSHead
 from model.network.neck import AdjustNeck
-from model.targets import assign_targets, decode_ltrb
+from model.network.siamese import SiameseNetwork
 
 LEVELS = ("level2", "level3", "level4")
 
 
-class HNSENet(nn.Module):
+class HNSENet(SiameseNetwork):
     """Anchor-free Siamese tracker with hard negative samples emphasis.
 
     * ``forward(batch, train_config)`` -> dict of loss terms (Eq. 6-8) for training;
@@ -26,6 +25,8 @@ class HNSENet(nn.Module):
 
     Image tensors are (B, 3, H, W) float BGR in 0..255; exemplar 127, instance 255.
     """
+
+    backends = ("eager", "torch", "onnx")
 
     def __init__(self, config: NetworkConfig):
         super().__init__()
@@ -44,8 +45,6 @@ class HNSENet(nn.Module):
                                         config.stride) if config.he_head else None)
         self.register_buffer("grid", score_grid(self.sizes.score_size, self.sizes.offset, config.stride),
                              persistent=False)
-        self._kernels: list | None = None
-        self._exemplar_vector: torch.Tensor | None = None
 
     # --- shared pieces --------------------------------------------------------------
 
@@ -70,55 +69,12 @@ class HNSENet(nn.Module):
 
     # --- training -------------------------------------------------------------------
 
-    def forward(self, batch: dict[str, torch.Tensor], train: TrainConfig | None = None,
-                generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
-        """Loss terms for a batch of pairs.
-
-        batch: ``template`` (B, 3, 127, 127), ``search`` (B, 3, 255, 255), ``template_box``
-        and ``search_box`` (B, 4) xyxy ground truth in crop pixels. Returns ``score``,
-        ``centerness``, ``reg``, ``contra`` and ``total`` (Eq. 8) plus ``num_pos``.
-        """
-        train = train or TrainConfig()
+    def pair_outputs(self, batch: dict[str, torch.Tensor]):
+        """Fused outputs of the search crops and Cat(phi_3, phi_4) of both crops (Sec. 3.3)."""
         template_levels = self.features(batch["template"])
         search_levels = self.features(batch["search"])
         _, fused = self._heads(self._kernels_from(template_levels), search_levels)
-        targets = assign_targets(self.grid, batch["search_box"])
-        positive = targets.labels > 0
-        num_pos = positive.sum().clamp(min=1).float()
-        terms = {
-            "score": focal_loss(fused["score"], targets.labels, train.focal_alpha, train.focal_gamma) / num_pos,
-            "centerness": centerness_loss(fused["centerness"], targets.centerness, positive) / num_pos,
-            "reg": iou_loss(fused["ltrb"], targets.ltrb, positive) / num_pos,
-        }
-        if self.embedding is not None and train.lambda_contra > 0:
-            terms["contra"] = self._contrastive(template_levels, search_levels, fused, batch, train, generator)
-        else:
-            terms["contra"] = fused["score"].new_zeros(())
-        lambdas = (train.lambda_score, train.lambda_centerness, train.lambda_reg, train.lambda_contra)
-        terms["total"] = total_loss(terms, lambdas)
-        terms["num_pos"] = positive.sum().float()
-        return terms
-
-    def _contrastive(self, template_levels, search_levels, fused, batch, train, generator):
-        """Eq. 6 over the RoIs chosen by :func:`select_rois` for every pair of the batch."""
-        batch_size = batch["search"].shape[0]
-        with torch.no_grad():
-            probs = torch.softmax(fused["score"], dim=1)[:, 1].flatten(1)
-            boxes = decode_ltrb(self.grid, fused["ltrb"]).flatten(2).transpose(1, 2)
-            rois, labels = [], []
-            for b in range(batch_size):
-                r, l = select_rois(probs[b], boxes[b], batch["search_box"][b], train.num_rois,
-                                   train.candidate_pre_nms, train.nms_threshold, train.iou_high, train.iou_low,
-                                   float(self.config.instance_size), generator)
-                rois.append(torch.cat([r.new_full((len(r), 1), b), r], dim=1))
-                labels.append(l)
-            rois, labels = torch.cat(rois), torch.cat(labels)
-            exemplar_rois = torch.cat([torch.arange(batch_size, device=rois.device, dtype=rois.dtype)[:, None],
-                                       batch["template_box"]], dim=1)
-        exemplar = self.embedding(self._embedding_features(template_levels), exemplar_rois)
-        vectors = self.embedding(self._embedding_features(search_levels), rois)
-        distances = (vectors - exemplar[rois[:, 0].long()]).pow(2).sum(1).clamp(min=1e-12).sqrt()
-        return contrastive_loss(distances, labels, train.contrastive_margin)
+        return fused, self._embedding_features(template_levels), self._embedding_features(search_levels)
 
     # --- tracking -------------------------------------------------------------------
 
@@ -128,22 +84,7 @@ class HNSENet(nn.Module):
         exemplar vector of ``box_xyxy`` (4,) in exemplar pixels."""
         levels = self.features(z)
         self._kernels = self._kernels_from(levels)
-        self._exemplar_vector = None
-        if self.embedding is not None and box_xyxy is not None:
-            roi = torch.cat([box_xyxy.new_zeros(1), box_xyxy])[None]
-            self._exemplar_vector = self.embedding(self._embedding_features(levels), roi)[0]
-
-    @torch.no_grad()
-    def track(self, x: torch.Tensor) -> dict:
-        """Maps for a search crop (1, 3, 255, 255), S = score size.
-
-        Returns ``score`` (S, S) fused foreground probability (softmax), ``centerness``
-        (S, S) sigmoid, ``ltrb`` (4, S, S) instance pixels, ``levels`` [(S, S)] per-level
-        foreground probabilities, and ``embedding_features`` for :meth:`embedding_distance`.
-        """
-        if self._kernels is None:
-            raise RuntimeError("template() must be called before track()")
-        return self.search(x, self._kernels)
+        self._set_exemplar_vector(self._embedding_features(levels) if self.embedding is not None else None, box_xyxy)
 
     def search(self, x: torch.Tensor, kernels: list, heads=None) -> dict:
         """:meth:`track` with the template ``kernels`` (one (cls, reg) pair per level) given
@@ -159,12 +100,3 @@ class HNSENet(nn.Module):
             "levels": [torch.softmax(level["score"], dim=1)[0, 1] for level in per_level],
             "embedding_features": self._embedding_features(levels) if self.embedding is not None else None,
         }
-
-    @torch.no_grad()
-    def embedding_distance(self, embedding_features: torch.Tensor, boxes_xyxy: torch.Tensor) -> torch.Tensor:
-        """Distance of each box's RoI vector (boxes (K, 4) instance pixels) to the exemplar vector."""
-        if self.embedding is None or self._exemplar_vector is None:
-            raise RuntimeError("this network has no HE head or no exemplar box")
-        rois = torch.cat([boxes_xyxy.new_zeros(len(boxes_xyxy), 1), boxes_xyxy], dim=1)
-        vectors = self.embedding(embedding_features, rois)
-        return (vectors - self._exemplar_vector).norm(dim=1)

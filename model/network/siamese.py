@@ -1,0 +1,120 @@
+"""What every tracking network of this project shares: the training loss of Eq. 6-8,
+the exemplar vector, and the embedding distance used by the HE branch (Sec. 3.3-3.5).
+
+A network subclasses :class:`SiameseNetwork` and provides
+
+* ``pair_outputs(batch)`` -> (fused outputs of the search crops: ``score`` (B, 2, S, S)
+  logits, ``centerness`` (B, 1, S, S) logits, ``ltrb`` (B, 4, S, S) instance pixels;
+  the exemplar's and the search crops' embedding features (or None without HE head));
+* ``template(z, box)`` and ``search(x, kernels)`` for tracking;
+
+and sets ``config``, ``sizes``, ``grid`` (the (2, S, S) crop coordinates of the score
+cells, Eq. 2) and ``embedding`` (an :class:`EmbeddingHead` or None).
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from model.config import TrainConfig
+from model.losses import centerness_loss, contrastive_loss, focal_loss, iou_loss, total_loss
+from model.network.hard_negative import select_rois
+from model.targets import assign_targets, decode_ltrb
+
+
+class SiameseNetwork(nn.Module):
+    """Base of :class:`~model.network.HNSENet` and :class:`~model.network.HNSENanoNet`.
+
+    Tracking state: ``_kernels`` (the exemplar's correlation kernels, set by ``template``)
+    and ``_exemplar_vector`` (the exemplar's HE embedding, or None).
+    """
+
+    #: inference backends (:mod:`model.inference`) that can run this network's search pass
+    backends: tuple[str, ...] = ("eager",)
+
+    def __init__(self):
+        super().__init__()
+        self._kernels = None
+        self._exemplar_vector: torch.Tensor | None = None
+
+    # --- training -------------------------------------------------------------------
+
+    def forward(self, batch: dict[str, torch.Tensor], train: TrainConfig | None = None,
+                generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        """Loss terms for a batch of pairs.
+
+        batch: ``template`` (B, 3, 127, 127), ``search`` (B, 3, 255, 255), ``template_box``
+        and ``search_box`` (B, 4) xyxy ground truth in crop pixels. Returns ``score``,
+        ``centerness``, ``reg``, ``contra`` and ``total`` (Eq. 8) plus ``num_pos``.
+        Focal, center-ness and IoU terms are divided by N_p, the batch's positive cells
+        (clamped to 1); the contrastive term is a mean over RoIs (Eq. 6).
+        """
+        train = train or TrainConfig()
+        fused, template_embed, search_embed = self.pair_outputs(batch)
+        targets = assign_targets(self.grid, batch["search_box"])
+        positive = targets.labels > 0
+        num_pos = positive.sum().clamp(min=1).float()
+        terms = {
+            "score": focal_loss(fused["score"], targets.labels, train.focal_alpha, train.focal_gamma) / num_pos,
+            "centerness": centerness_loss(fused["centerness"], targets.centerness, positive) / num_pos,
+            "reg": iou_loss(fused["ltrb"], targets.ltrb, positive) / num_pos,
+        }
+        if self.embedding is not None and train.lambda_contra > 0:
+            terms["contra"] = self._contrastive(template_embed, search_embed, fused, batch, train, generator)
+        else:
+            terms["contra"] = fused["score"].new_zeros(())
+        lambdas = (train.lambda_score, train.lambda_centerness, train.lambda_reg, train.lambda_contra)
+        terms["total"] = total_loss(terms, lambdas)
+        terms["num_pos"] = positive.sum().float()
+        return terms
+
+    def _contrastive(self, template_embed, search_embed, fused, batch, train, generator):
+        """Eq. 6 over the RoIs chosen by :func:`select_rois` for every pair of the batch."""
+        batch_size = batch["search"].shape[0]
+        with torch.no_grad():
+            probs = torch.softmax(fused["score"], dim=1)[:, 1].flatten(1)
+            boxes = decode_ltrb(self.grid, fused["ltrb"]).flatten(2).transpose(1, 2)
+            rois, labels = [], []
+            for b in range(batch_size):
+                r, l = select_rois(probs[b], boxes[b], batch["search_box"][b], train.num_rois,
+                                   train.candidate_pre_nms, train.nms_threshold, train.iou_high, train.iou_low,
+                                   float(self.config.instance_size), generator)
+                rois.append(torch.cat([r.new_full((len(r), 1), b), r], dim=1))
+                labels.append(l)
+            rois, labels = torch.cat(rois), torch.cat(labels)
+            exemplar_rois = torch.cat([torch.arange(batch_size, device=rois.device, dtype=rois.dtype)[:, None],
+                                       batch["template_box"]], dim=1)
+        exemplar = self.embedding(template_embed, exemplar_rois)
+        vectors = self.embedding(search_embed, rois)
+        distances = (vectors - exemplar[rois[:, 0].long()]).pow(2).sum(1).clamp(min=1e-12).sqrt()
+        return contrastive_loss(distances, labels, train.contrastive_margin)
+
+    # --- tracking -------------------------------------------------------------------
+
+    def _set_exemplar_vector(self, embed_features: torch.Tensor | None, box_xyxy: torch.Tensor | None) -> None:
+        """The exemplar vector of ``box_xyxy`` (4,) exemplar pixels, when there is an HE head."""
+        self._exemplar_vector = None
+        if self.embedding is not None and box_xyxy is not None and embed_features is not None:
+            roi = torch.cat([box_xyxy.new_zeros(1), box_xyxy])[None]
+            self._exemplar_vector = self.embedding(embed_features, roi)[0]
+
+    @torch.no_grad()
+    def track(self, x: torch.Tensor) -> dict:
+        """Maps for a search crop (1, 3, I, I), S = score size.
+
+        Returns ``score`` (S, S) fused foreground probability (softmax), ``centerness``
+        (S, S) sigmoid, ``ltrb`` (4, S, S) instance pixels, ``levels`` [(S, S)] per-level
+        foreground probabilities, and ``embedding_features`` for :meth:`embedding_distance`.
+        """
+        if self._kernels is None:
+            raise RuntimeError("template() must be called before track()")
+        return self.search(x, self._kernels)
+
+    @torch.no_grad()
+    def embedding_distance(self, embedding_features: torch.Tensor, boxes_xyxy: torch.Tensor) -> torch.Tensor:
+        """Distance of each box's RoI vector (boxes (K, 4) instance pixels) to the exemplar vector."""
+        if self.embedding is None or self._exemplar_vector is None:
+            raise RuntimeError("this network has no HE head or no exemplar box")
+        rois = torch.cat([boxes_xyxy.new_zeros(len(boxes_xyxy), 1), boxes_xyxy], dim=1)
+        vectors = self.embedding(embedding_features, rois)
+        return (vectors - self._exemplar_vector).norm(dim=1)
