@@ -5,12 +5,14 @@
 Measured in one run, on the same frames (the first frames of each sequence under
 ``--data``), so that the ratios hold even on a busy machine:
 
-* per-frame ``track`` time (median, p90) and fps of the shipped lite model (its weights
-  when present, else untrained weights of the same architecture), the paper's ResNet-50
-  configuration (untrained), every inference backend of both, and OpenCV's CSRT, KCF
-  and NanoTrack;
-* the extra time of the inspection maps (``inspect=True`` over ``False``);
-* the application's loop: both model variants tracking with the six heatmaps of the
+* per-frame ``track`` time (median, p90) and fps of the shipped HNSE-Nano model
+  (``nano``: ``nano_he.pt``) and the earlier lite model (their weights when present, else
+  untrained weights of the same architecture), the paper's ResNet-50 configuration
+  (untrained), every inference backend of the lite and ResNet-50 models, NanoTrack v3
+  with its own post-processing (``nanotrack3``, when its weights file is found) and
+  OpenCV's CSRT, KCF and NanoTrack (v2);
+* the extra time of the inspection maps (``inspect=True`` over ``False``, nano);
+* the application's loop: both shipped variants (``nano_he``, ``nano_nohe``) tracking with the six heatmaps of the
   :class:`~hnse_gui.heatmaps.HeatmapGrid` drawn offscreen, against the same two models
   headless;
 * the application's peak memory (a ``gui --demo`` run in a subprocess) and the memory
@@ -106,15 +108,15 @@ def run(args) -> int:
 
 # --- the models -------------------------------------------------------------------------
 
-def lite_tracker(variant: str, inspect: bool, seed: int):
-    """The shipped lite model ``variant`` ("he" or "nohe") with its default backend, or an
-    untrained network of the architecture of ``resources/configs/lite_<variant>.yaml``."""
+def shipped_tracker(model: str, inspect: bool, seed: int):
+    """The shipped model ``model`` (e.g. "nano_he", "lite_nohe") with its default backend,
+    or an untrained network of the architecture of ``resources/configs/<model>.yaml``."""
     from model.tracker import Tracker
 
-    weights = WEIGHTS / f"lite_{variant}.pt"
+    weights = WEIGHTS / f"{model}.pt"
     if weights.is_file():
         return Tracker.from_checkpoint(weights, inspect=inspect), str(weights.relative_to(REPO_ROOT))
-    return _untrained(CONFIGS / f"lite_{variant}.yaml", inspect, seed), f"untrained (lite_{variant}.yaml)"
+    return _untrained(CONFIGS / f"{model}.yaml", inspect, seed), f"untrained ({model}.yaml)"
 
 
 def r50_tracker(config_path: Path = CONFIGS / "paper_r50.yaml"):
@@ -127,16 +129,18 @@ def _untrained(config_path: Path, inspect: bool, seed: int):
 
     from model.config import load_config
     from model.inference import CPU_DEFAULT_BACKEND
-    from model.network import HNSENet
+    from model.network import build_network
     from model.tracker import Tracker
 
     config = load_config(config_path)
-    # No ImageNet file for ResNet-50 here; timing does not depend on the values.
+    # No ImageNet file for ResNet-50 here (nor, maybe, NanoTrack v3's): timing does not depend on the values.
     network = dataclasses.replace(config.network, backbone_weights=None,
-                                  pretrained=config.network.pretrained and config.network.backbone != "resnet50")
+                                  pretrained=config.network.pretrained and config.network.backbone == "efficientnet_lite0")
     config = dataclasses.replace(config, network=network)
     torch.manual_seed(seed)
-    return Tracker(HNSENet(network), config, inspect=inspect, backend=CPU_DEFAULT_BACKEND)
+    net = build_network(network)
+    return Tracker(net, config, inspect=inspect, backend=CPU_DEFAULT_BACKEND if CPU_DEFAULT_BACKEND in net.backends
+                   else "eager")
 
 
 def with_backend(tracker, backend: str, inspect: bool | None = None):
@@ -164,15 +168,20 @@ def run_benchmark(sequences, scale: Scale, r50_config: Path = CONFIGS / "paper_r
     notes["clips"] = [clip.name for clip in clips]
 
     log("loading models (the first ONNX export of a network takes a while; it is cached)")
-    lite, notes["lite_weights"] = lite_tracker("he", inspect=False, seed=0)
+    nano, notes["nano_weights"] = shipped_tracker("nano_he", inspect=False, seed=0)
+    lite, notes["lite_weights"] = shipped_tracker("lite_he", inspect=False, seed=0)
     r50 = r50_tracker(r50_config)
     notes["r50_config"] = Path(r50_config).name
     notes["backend"] = lite.backend.name
-    trackers = {"lite": lite, "r50": r50}
+    trackers = {"nano": nano, "lite": lite, "r50": r50}
     for backend in EXTRA_BACKENDS:
         if backend != lite.backend.name:
             trackers[f"lite-{backend}"] = with_backend(lite, backend)
             trackers[f"r50-{backend}"] = with_backend(r50, backend)
+    from model.nanotrack3 import default_weights
+
+    if default_weights().is_file():
+        trackers["nanotrack3"] = make_tracker("nanotrack3")
     for name in OPENCV_TRACKERS:
         trackers[name] = make_tracker(name)
     limits = {name: scale.r50_frames for name in trackers if name.startswith("r50")}
@@ -187,12 +196,12 @@ def run_benchmark(sequences, scale: Scale, r50_config: Path = CONFIGS / "paper_r
     gc.collect()
 
     log("inspection maps: inspect=True against inspect=False")
-    report["maps_overhead_ms"] = paired_overhead_ms(lite, with_backend(lite, lite.backend, inspect=True), clips)
+    report["maps_overhead_ms"] = paired_overhead_ms(nano, with_backend(nano, nano.backend, inspect=True), clips)
 
     log("application loop: both variants with the six heatmaps, and headless")
-    nohe, notes["nohe_weights"] = lite_tracker("nohe", inspect=False, seed=1)
+    nohe, notes["nohe_weights"] = shipped_tracker("nano_nohe", inspect=False, seed=1)
     gui_clips = [dataclasses.replace(clip, frames=clip.frames[: scale.gui_frames_per_clip + 1]) for clip in clips]
-    variants = {"with HE": lite, "without HE": nohe}
+    variants = {"with HE": nano, "without HE": nohe}
     report["gui"] = {
         "fps_dual_with_maps": dual_with_heatmaps_fps(
             {name: with_backend(t, t.backend, inspect=True) for name, t in variants.items()}, gui_clips),
@@ -203,7 +212,7 @@ def run_benchmark(sequences, scale: Scale, r50_config: Path = CONFIGS / "paper_r
 
     log(f"memory: {scale.long_video_frames}-frame video headless, then the application's --demo")
     report["memory"] = {}
-    notes["long_video"] = long_video(with_backend(lite, lite.backend, inspect=True), scale.long_video_frames)
+    notes["long_video"] = long_video(with_backend(nano, nano.backend, inspect=True), scale.long_video_frames)
     report["memory"]["rss_growth_mb_10k"] = notes["long_video"]["growth_mb"]
     report["memory"]["peak_rss_mb"] = app_peak_rss_mb(scale.demo_frames)
 
@@ -337,9 +346,12 @@ def _median_fps(result: dict, name: str) -> float:
 # Tracker targets are judged on median frame times: a neighbour process preempting a
 # thread makes single frames very slow (eager torch most), which the mean-based fps keeps.
 TARGETS = (
+    ("nano <= 8 ms a frame", lambda r: r["trackers"]["nano"]["ms_median"] <= 8.0),
+    ("nano no slower than 1.5 x nanotrack3", lambda r: "nanotrack3" not in r["trackers"] or
+     r["trackers"]["nano"]["ms_median"] <= 1.5 * r["trackers"]["nanotrack3"]["ms_median"]),
     ("lite >= 30 fps headless", lambda r: _median_fps(r, "lite") >= 30),
     ("lite at least as fast as CSRT", lambda r: _median_fps(r, "lite") >= _median_fps(r, "opencv:CSRT")),
-    ("both variants with all maps drawn >= 12 fps", lambda r: r["gui"]["fps_dual_with_maps"] >= 12),
+    ("both variants with all maps drawn >= 25 fps", lambda r: r["gui"]["fps_dual_with_maps"] >= 25),
     ("r50 >= 1.3 x r50-eager", lambda r: _median_fps(r, "r50") >= 1.3 * _median_fps(r, "r50-eager")),
 )
 
@@ -349,7 +361,8 @@ def format_table(report: dict) -> str:
     result, notes = report["json"], report["notes"]
     backends = notes["backends"]
     lines = [
-        f"{notes['cpu']}, {notes['threads']} threads; lite weights: {notes['lite_weights']}; "
+        f"{notes['cpu']}, {notes['threads']} threads; nano weights: {notes['nano_weights']}; "
+        f"lite weights: {notes['lite_weights']}; "
         f"r50: untrained {notes['r50_config']}; frames: {', '.join(notes['clips'])}",
         "",
         "| tracker | backend | fps | median ms | p90 ms | frames |",
@@ -365,7 +378,7 @@ def format_table(report: dict) -> str:
         "",
         "| measure | value |",
         "|---|---:|",
-        f"| inspection maps (inspect=True minus False, lite HE), median ms/frame | {result['maps_overhead_ms']:.1f} |",
+        f"| inspection maps (inspect=True minus False, nano HE), median ms/frame | {result['maps_overhead_ms']:.1f} |",
         f"| both variants + six heatmaps drawn, fps | {gui['fps_dual_with_maps']:.1f} |",
         f"| both variants headless, fps | {gui['fps_dual_headless']:.1f} |",
         f"| application peak RSS (gui --demo), MB | {memory['peak_rss_mb']:.0f} |",

@@ -32,7 +32,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--frames", type=int, default=30, help="frames the demo tracks (default 30)")
     parser.add_argument("--screenshot", metavar="PNG", help="with --demo: save a screenshot of the window")
     parser.add_argument("--weights", metavar="DIR", default=None,
-                        help="folder holding lite_he.pt and lite_nohe.pt (default resources/weights); "
+                        help="folder holding nano_he.pt and nano_nohe.pt (default resources/weights); "
                              "a missing file becomes an untrained network")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads for tracking")
     parser.add_argument("--settings", metavar="INI", help="settings file (default: the user's settings)")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from model.errors import InputError
 
-DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "resources" / "weights" / "lite_he.pt"
+DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "resources" / "weights" / "nano_he.pt"
 OUTPUT_SUFFIXES = (".h5", ".hdf5", ".txt")
 
 
@@ -27,7 +27,7 @@ def add_arguments(parser) -> None:
                         help="the target's box on the start frame, in frame pixels, (x, y) its top-left corner "
                              "(write --init=-5,10,40,40 when x is negative)")
     parser.add_argument("--weights", type=Path, default=None,
-                        help="weights file (default: resources/weights/lite_he.pt)")
+                        help="weights file (default: resources/weights/nano_he.pt)")
     parser.add_argument("--out", type=Path, required=True,
                         help="result file: .h5 (project file the application opens) or .txt (x,y,w,h per frame)")
     parser.add_argument("--frames", type=int, default=None, metavar="N",

@@ -3,7 +3,7 @@
 ``python main.py gui [PATH]`` calls :func:`main`. With no path the bundled sample
 (``resources/sample/``, the Crossing clip) opens, its first ground-truth box as the
 first track. The model variants are the shipped weights
-``resources/weights/lite_he.pt`` ("with HE") and ``lite_nohe.pt`` ("without HE");
+``resources/weights/nano_he.pt`` ("with HE") and ``nano_nohe.pt`` ("without HE");
 a missing file becomes an untrained network of the same kind, so the application
 works before training has produced weights.
 
@@ -35,8 +35,8 @@ def default_variants(weights_dir: Path = WEIGHTS) -> list[VariantSpec]:
     Untrained stand-ins get different seeds, so that they differ as trained models would.
     """
     return [
-        VariantSpec("with HE", str(weights_dir / "lite_he.pt"), he_head=True, seed=0),
-        VariantSpec("without HE", str(weights_dir / "lite_nohe.pt"), he_head=False, seed=1),
+        VariantSpec("with HE", str(weights_dir / "nano_he.pt"), he_head=True, seed=0),
+        VariantSpec("without HE", str(weights_dir / "nano_nohe.pt"), he_head=False, seed=1),
     ]
 
 

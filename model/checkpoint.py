@@ -5,11 +5,16 @@ refuses pickled objects (a file that tries to run code when unpickled is rejecte
 config travels as plain nested dicts, so the tracking hyper-parameters tuned on the
 development sequences go wherever the weights go.
 
-Layout: ``{"format": "hnse-weights", "version": 1, "config": {...}, "state_dict": {...},
-"meta": {...}}``; training checkpoints add ``optimizer``, ``step`` and ``epoch``.
+Layout: ``{"format": "hnse-weights", "version": 2, "config": {...}, "state_dict": {...},
+"tensor_sha256": "...", "meta": {...}}``; training checkpoints add ``optimizer``,
+``step`` and ``epoch``. ``tensor_sha256`` (version 2) is the SHA-256 of every tensor of
+the state dict (:func:`tensor_digest`): reading checks it, so a file whose tensor bytes
+changed (a flipped bit, a partial overwrite) is refused instead of loading silently.
+Version 1 files (no hash) are still read.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -19,7 +24,21 @@ import torch
 from model.config import Config, config_from_dict, config_to_dict
 from model.errors import InputError
 
-FORMAT, VERSION = "hnse-weights", 1
+FORMAT, VERSION = "hnse-weights", 2
+READABLE_VERSIONS = (1, 2)
+
+
+def tensor_digest(state_dict: dict) -> str:
+    """SHA-256 over the state dict's tensors in name order: name, dtype, shape and bytes."""
+    digest = hashlib.sha256()
+    for name in sorted(state_dict):
+        tensor = state_dict[name]
+        if not isinstance(tensor, torch.Tensor):
+            raise InputError(f"state dict entry {name!r} is not a tensor")
+        tensor = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return digest.hexdigest()
 
 
 def save_checkpoint(path: str | Path, net: torch.nn.Module, config: Config, meta: dict | None = None,
@@ -27,8 +46,9 @@ def save_checkpoint(path: str | Path, net: torch.nn.Module, config: Config, meta
     """Write atomically (temporary file, fsync, rename) so a crash never leaves half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    state = net.state_dict()
     payload = {"format": FORMAT, "version": VERSION, "config": config_to_dict(config),
-               "state_dict": net.state_dict(), "meta": meta or {}, **training_state}
+               "state_dict": state, "tensor_sha256": tensor_digest(state), "meta": meta or {}, **training_state}
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
@@ -61,11 +81,18 @@ def read_checkpoint(path: str | Path) -> dict:
     payload = load_torch_file(path, "HNSE weights file")
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise InputError(f"{path}: not an HNSE weights file (no '{FORMAT}' header)")
-    if payload.get("version") != VERSION:
-        raise InputError(f"{path}: weights format version {payload.get('version')!r}, this program reads {VERSION}")
+    if payload.get("version") not in READABLE_VERSIONS:
+        raise InputError(f"{path}: weights format version {payload.get('version')!r}, this program reads "
+                         f"{', '.join(map(str, READABLE_VERSIONS))}")
     for key in ("config", "state_dict"):
         if not isinstance(payload.get(key), dict):
             raise InputError(f"{path}: weights file has no {key}")
+    if payload["version"] >= 2:
+        recorded = payload.get("tensor_sha256")
+        if not isinstance(recorded, str):
+            raise InputError(f"{path}: weights file has no tensor hash (tensor_sha256)")
+        if tensor_digest(payload["state_dict"]) != recorded:
+            raise InputError(f"{path}: tensor data does not match the file's hash (the file was changed or damaged)")
     return payload
 
 

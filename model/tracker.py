@@ -25,6 +25,7 @@ from model.result import Candidate, TrackResult
 from model.targets import decode_ltrb
 
 
+LEVEL_MAPS = ("level2", "level3", "level4")
 # embed_dist is computed on the best-scoring cells only (see Tracker._embedding_map).
 EMBED_MAX_CELLS = 32
 EMBED_MIN_FRACTION = 0.1
@@ -187,11 +188,14 @@ class Tracker:
     def _he_rerank(self, out: dict, boxes: torch.Tensor, final: np.ndarray) -> np.ndarray | None:
         """Beyond the paper: the HE embedding used while tracking (``TrackConfig.he_rerank``).
 
-        The ``he_candidates`` best cells of the final map (the only ones that can win) get
-        the distance d of their box's RoI vector to the exemplar vector, the distance the
-        HE branch was trained (Eq. 6) to make small for the target and at least the margin m
-        for hard negatives; each is multiplied by exp(-he_rerank * d / m), every other
-        cell by 0, so the arg-max is taken among those candidates. Returns the (S, S)
+        The ``he_candidates`` best cells of the final map (the only ones that can win) are
+        grouped into objects by NMS on their boxes (``nms_threshold``): each cell joins the
+        kept box it overlaps most. Each object's kept box gets the distance d of its RoI
+        vector to the exemplar vector, the distance the HE branch was trained (Eq. 6) to
+        make small for the target and at least the margin m for hard negatives, and all
+        cells of that object are multiplied by exp(-he_rerank * d / m); every other cell
+        by 0. Within one object the order of the cells is kept, so re-ranking decides
+        between look-alikes without moving the box on the target. Returns the (S, S)
         factors, or None when re-ranking is off or the network has no HE head.
         """
         cfg = self.config.track
@@ -199,9 +203,13 @@ class Tracker:
             return None
         flat = torch.from_numpy(final.reshape(-1))
         order = flat.argsort(descending=True)[:cfg.he_candidates]
-        distance = self.net.embedding_distance(out["embedding_features"], boxes.reshape(4, -1).T[order]).float().cpu()
+        cell_boxes = boxes.reshape(4, -1).T[order].float().cpu()
+        kept = nms(cell_boxes, flat[order], cfg.nms_threshold)
+        owner = box_iou(cell_boxes, cell_boxes[kept]).argmax(dim=1)  # a kept box owns itself (IoU 1)
+        distance = self.net.embedding_distance(out["embedding_features"], boxes.reshape(4, -1).T[order[kept]])
+        object_factor = torch.exp(-cfg.he_rerank * torch.nan_to_num(distance.float().cpu(), nan=1e6) / cfg.he_margin)
         factor = torch.zeros(final.size)
-        factor[order] = torch.exp(-cfg.he_rerank * torch.nan_to_num(distance, nan=1e6) / cfg.he_margin)
+        factor[order] = object_factor[owner]
         return factor.reshape(final.shape).numpy()
 
     def _update(self, center: np.ndarray, size: np.ndarray) -> None:
@@ -228,8 +236,9 @@ class Tracker:
         iou = np.nan_to_num(iou)
         result.maps["centerness"] = centerness.astype(np.float32)
         result.maps["hardneg"] = np.where(iou < cfg.hardneg_iou, result.maps["score"], 0).astype(np.float32)
-        for name, level in zip(("level2", "level3", "level4"), out["levels"]):
-            result.maps[name] = level.float().cpu().numpy()
+        if len(out["levels"]) == len(LEVEL_MAPS):  # a one-level network (HNSE-Nano) has no fusion to show
+            for name, level in zip(LEVEL_MAPS, out["levels"]):
+                result.maps[name] = level.float().cpu().numpy()
         if out["embedding_features"] is not None and self.net._exemplar_vector is not None:
             result.maps["embed_dist"] = self._embedding_map(out["embedding_features"], flat_boxes,
                                                             result.maps["score"])

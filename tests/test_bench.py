@@ -111,7 +111,11 @@ def test_tiny_run_reports_every_key(tmp_path, crossing):
                             long_video_frames=20, demo_frames=1, startup_runs=1)
     report = bench_cli.run_benchmark([crossing], scale, r50_config=small_r50, log=lambda _: None)
     result = json.loads(json.dumps(report["json"]))  # plain JSON all through
-    names = {"lite", "r50", "opencv:CSRT", "opencv:KCF", "opencv:NANO"}
+    names = {"nano", "lite", "r50", "opencv:CSRT", "opencv:KCF", "opencv:NANO"}
+    from model.nanotrack3 import default_weights
+
+    if default_weights().is_file():
+        names.add("nanotrack3")
     names |= {f"{model}-{backend}" for model in ("lite", "r50") for backend in ("eager", "torch")}
     assert set(result) == {"trackers", "maps_overhead_ms", "gui", "memory", "startup_s"}
     assert set(result["trackers"]) == names
@@ -124,4 +128,4 @@ def test_tiny_run_reports_every_key(tmp_path, crossing):
     assert result["memory"]["peak_rss_mb"] > 100  # Qt + torch + two models
     assert result["startup_s"] > 0 and np.isfinite(result["maps_overhead_ms"])
     table = bench_cli.format_table(report)
-    assert "| lite |" in table and "Targets (trackers by median frame time):" in table
+    assert "| lite |" in table and "| nano |" in table and "Targets (trackers by median frame time):" in table

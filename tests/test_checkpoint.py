@@ -10,10 +10,11 @@ from dataclasses import replace
 import pytest
 import torch
 
-from model.checkpoint import load_network, read_checkpoint, save_checkpoint
+from model.checkpoint import load_network, read_checkpoint, save_checkpoint, tensor_digest
 from model.config import Config, NetworkConfig, TrackConfig, TrainConfig
 from model.errors import InputError
 from model.network import HNSENet
+from model.tracker import Tracker
 from torch_threads import one_torch_thread  # noqa: F401  (autouse)
 
 SMALL = dict(pretrained=False, neck_channels=16, head_channels=16, embed_channels=16)
@@ -126,6 +127,7 @@ def test_missing_key(net, tmp_path):
     save_checkpoint(path, net, CONFIG)
     payload = torch.load(path, weights_only=True)
     del payload["state_dict"]["heads.1.score.bias"]
+    payload["tensor_sha256"] = tensor_digest(payload["state_dict"])  # written so by another tool: hash consistent
     torch.save(payload, path)
     assert "heads.1.score.bias" in _refused(path, "missing")
 
@@ -184,3 +186,40 @@ def test_a_pickle_that_runs_code_is_refused_without_running_it(net, tmp_path, ho
     with pytest.raises(InputError):
         read_checkpoint(path)
     assert not marker.exists()
+
+
+def test_a_flipped_bit_in_tensor_data_is_refused(tmp_path):
+    """The file carries a hash of its tensors: one changed byte inside a tensor's data is
+    refused with a message naming the file, where it used to load silently."""
+    net_config = NetworkConfig(pretrained=False, neck_channels=16, head_channels=16, tower_convs=1, embed_channels=16)
+    net = HNSENet(net_config)
+    marker = torch.arange(16, dtype=torch.float32) * 1.2345 + 7.0  # a byte pattern easy to find in the file
+    with torch.no_grad():
+        net.embedding.conv1.bias.copy_(marker)
+    path = tmp_path / "w.pt"
+    save_checkpoint(path, net, Config(network=net_config))
+    payload = read_checkpoint(path)  # intact: loads
+    assert payload["tensor_sha256"] == tensor_digest(net.state_dict())
+    data = bytearray(path.read_bytes())
+    where = bytes(data).find(marker.numpy().tobytes())
+    assert where > 0
+    data[where + 4 * 10 + 1] ^= 0x10  # one bit of the 11th value
+    path.write_bytes(bytes(data))
+    with pytest.raises(InputError, match=r"w\.pt: tensor data does not match the file's hash"):
+        read_checkpoint(path)
+    with pytest.raises(InputError, match="hash"):
+        Tracker.from_checkpoint(path)
+
+
+def test_a_file_without_its_hash_is_refused_and_version_1_files_still_load(tmp_path):
+    net_config = NetworkConfig(pretrained=False, neck_channels=16, head_channels=16, tower_convs=1, he_head=False)
+    path = tmp_path / "w.pt"
+    save_checkpoint(path, HNSENet(net_config), Config(network=net_config))
+    payload = torch.load(path, weights_only=True)
+    del payload["tensor_sha256"]
+    torch.save(payload, path)
+    with pytest.raises(InputError, match="no tensor hash"):
+        read_checkpoint(path)
+    payload["version"] = 1  # files written before the hash existed
+    torch.save(payload, path)
+    assert read_checkpoint(path)["version"] == 1
