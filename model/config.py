@@ -117,8 +117,9 @@ class TrackConfig:
     sequences); the chosen values travel inside the weights file. ``hardneg_iou`` is
     T_l, ``positive_iou`` is T_h. The fused score is multiplied by center-ness to the
     power ``centerness_weight`` (1: the paper; 0: center-ness off). ``he_rerank`` > 0
-    re-ranks the ``he_candidates`` best cells by their HE embedding distance to the
-    exemplar (beyond the paper; see :meth:`model.tracker.Tracker._he_rerank`);
+    re-ranks the ``he_candidates`` best cells (those within ``he_min_ratio`` of the best)
+    by their HE embedding distance to the exemplar (beyond the paper; see
+    :meth:`model.tracker.Tracker._he_rerank`);
     ``he_margin`` is the contrastive margin m the HE branch was trained with (Eq. 6).
     """
 
@@ -134,6 +135,7 @@ class TrackConfig:
     centerness_weight: float = 1.0
     he_rerank: float = 0.0
     he_candidates: int = 16
+    he_min_ratio: float = 0.5
     he_margin: float = 2.0
 
 

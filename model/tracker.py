@@ -162,7 +162,7 @@ class Tracker:
         penalised = penalty * score * centerness ** cfg.centerness_weight
         final = penalised * (1 - cfg.window_influence) + self.window * cfg.window_influence
         final = np.nan_to_num(final, nan=0.0)
-        rerank = self._he_rerank(out, boxes, final)
+        rerank = self._he_rerank(out, boxes, final, score)
         if rerank is not None:
             final = final * rerank
         best = np.unravel_index(int(np.argmax(final)), final.shape)
@@ -185,17 +185,18 @@ class Tracker:
             self._inspect(result, out, boxes, final, best, centerness, window)
         return result
 
-    def _he_rerank(self, out: dict, boxes: torch.Tensor, final: np.ndarray) -> np.ndarray | None:
+    def _he_rerank(self, out: dict, boxes: torch.Tensor, final: np.ndarray, score: np.ndarray) -> np.ndarray | None:
         """Beyond the paper: the HE embedding used while tracking (``TrackConfig.he_rerank``).
 
-        The ``he_candidates`` best cells of the final map (the only ones that can win) are
-        grouped into objects by NMS on their boxes (``nms_threshold``): each cell joins the
+        The ``he_candidates`` best cells of the final map whose raw score is at least
+        ``he_min_ratio`` times the best of theirs (the only ones that can win) are grouped into objects by NMS on their boxes (``nms_threshold``): each cell joins the
         kept box it overlaps most. Each object's kept box gets the distance d of its RoI
         vector to the exemplar vector, the distance the HE branch was trained (Eq. 6) to
         make small for the target and at least the margin m for hard negatives, and all
         cells of that object are multiplied by exp(-he_rerank * d / m); every other cell
         by 0. Within one object the order of the cells is kept, so re-ranking decides
-        between look-alikes without moving the box on the target. Returns the (S, S)
+        between look-alikes without moving the box on the target; with a single object
+        above the ratio nothing changes. Returns the (S, S)
         factors, or None when re-ranking is off or the network has no HE head.
         """
         cfg = self.config.track
@@ -203,6 +204,8 @@ class Tracker:
             return None
         flat = torch.from_numpy(final.reshape(-1))
         order = flat.argsort(descending=True)[:cfg.he_candidates]
+        raw = torch.from_numpy(np.nan_to_num(score).reshape(-1))[order]
+        order = order[raw >= cfg.he_min_ratio * raw.max()]
         cell_boxes = boxes.reshape(4, -1).T[order].float().cpu()
         kept = nms(cell_boxes, flat[order], cfg.nms_threshold)
         owner = box_iou(cell_boxes, cell_boxes[kept]).argmax(dim=1)  # a kept box owns itself (IoU 1)

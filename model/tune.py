@@ -29,7 +29,10 @@ HE_GRID = {"he_rerank": (0.0, 0.25, 0.5, 1.0, 2.0)}  # only for networks with an
 
 
 def grid_for(tracker: Tracker) -> dict:
-    return {**GRID, **HE_GRID} if tracker.net.embedding is not None else dict(GRID)
+    """The grid in tuning order. With an HE head the re-ranking weight comes first, so that
+    a tuning started from the settings of the same network without re-ranking (e.g. the
+    no-HE model's, whose maps are the same) first finds the weight, then re-tunes the rest."""
+    return {**HE_GRID, **GRID} if tracker.net.embedding is not None else dict(GRID)
 
 
 def success_auc(tracker: Tracker, sequences: list[Sequence], max_frames: int | None) -> float:

@@ -160,12 +160,12 @@ def test_he_rerank_moves_the_choice_to_the_candidate_nearest_the_exemplar():
     net._exemplar_vector = torch.zeros(64)
     out = {"embedding_features": torch.zeros(1)}
     tracker.config = replace(config, track=replace(config.track, he_rerank=1.0, he_candidates=4))
-    factors = tracker._he_rerank(out, boxes, score)
+    factors = tracker._he_rerank(out, boxes, score, score)
     final = score * factors
     assert np.unravel_index(int(np.argmax(final)), final.shape) == (11, 11)
     assert (factors[score == 0] <= 1).all() and factors[0, 0] == 0  # cells outside the candidates cannot win
     tracker.config = replace(config, track=replace(config.track, he_rerank=0.0))
-    assert tracker._he_rerank(out, boxes, score) is None
+    assert tracker._he_rerank(out, boxes, score, score) is None
 
 
 @needs_weights

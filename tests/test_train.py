@@ -299,3 +299,33 @@ def test_ddp_two_cpu_replicas_end_identical_after_training_on_disjoint_shards(tm
     assert [int(r["step"]) for r in read_log(out)] == [1, 2, 3]
     weights = read_checkpoint(out / "weights.pt")["state_dict"]
     assert all(torch.equal(value, weights[name]) for name, value in rank0["params"].items())
+
+
+def test_validation_sequences_are_held_out_and_tracked_from_step_0(tmp_path):
+    """train.validation names whole sequences kept out of the pairs; every
+    validate_every steps (and at step 0 and the end) they are tracked with the current
+    weights and their success AUC logged to validation.csv."""
+    from model.data.synthetic import synthetic_sequence
+
+    root = tmp_path / "sequences"
+    for name, seed in (("kept", 1), ("held", 2)):
+        sequence = synthetic_sequence(seed, length=6, size=(200, 160))
+        (root / name / "img").mkdir(parents=True)
+        for i in range(len(sequence)):
+            import cv2
+
+            cv2.imwrite(str(root / name / "img" / f"{i + 1:05d}.jpg"), sequence.frames[i])
+        np.savetxt(root / name / "groundtruth.txt", sequence.boxes, delimiter=",", fmt="%.2f")
+    config = write_config(tmp_path / "c.yaml", epochs=1, steps_per_epoch=4, batch_size=2, validate_every=2,
+                          validation=("held",), datasets=({"kind": "sequences", "path": str(root)},))
+    out = tmp_path / "run"
+    train_from_file(config, out, progress=False)
+    with open(out / "validation.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [int(r["step"]) for r in rows] == [0, 2, 4]
+    assert set(rows[0]) == {"step", "overall", "held"}
+    assert all(0.0 <= float(r["overall"]) <= 1.0 for r in rows)
+    from model.data.pairs import build_sources
+
+    sources = build_sources(load_config(config))
+    assert len(sources[0][0]) == 1  # only "kept" gives training pairs
