@@ -17,13 +17,39 @@ class Candidate:
     """A box kept by NMS on the final score map.
 
     ``label`` is ``"positive"`` (IoU with the chosen box > T_h), ``"hard_negative"``
-    (IoU < T_l) or ``"other"``.
+    (IoU < T_l) or ``"other"``. ``factors`` breaks its final score into what made it
+    ("why this box"): ``score`` (raw foreground probability), ``centerness`` (to the
+    power ``centerness_weight``), ``penalty`` (Eq. 10-11), ``window`` (the cosine
+    window's share, window influence x window), ``he`` (the HE re-ranking factor, 1 when
+    off) and ``final``, with final = (score x centerness x penalty x (1 - influence)
+    + window) x he.
     """
 
     box: Box
     score: float
     iou: float
     label: str
+    factors: dict[str, float] = field(default_factory=dict)
+    cell: tuple[int, int] = (0, 0)
+
+
+@dataclass
+class Pipeline:
+    """The pieces of one frame's decision, for the teaching view (filled when inspecting).
+
+    ``exemplar`` (E, E, 3) and ``search`` (I, I, 3) BGR uint8 crops the network saw, with
+    ``exemplar_box`` (x, y, w, h) the target in exemplar pixels; ``fusion_weights`` maps
+    ``score``/``centerness``/``ltrb`` to the softmax level weights of Eq. 9 (None for a
+    one-level network); ``best_cell`` (row, col) is the arg-max of the final map and
+    ``box_in_search`` the decoded box (x, y, w, h) in search-crop pixels.
+    """
+
+    exemplar: np.ndarray
+    exemplar_box: Box
+    search: np.ndarray
+    fusion_weights: dict[str, list[float]] | None
+    best_cell: tuple[int, int]
+    box_in_search: Box
 
 
 @dataclass
@@ -31,8 +57,10 @@ class TrackResult:
     """One frame's tracking output.
 
     ``maps`` holds 2-D float32 arrays on the score grid (``score``, ``final``,
-    ``centerness``, ``hardneg``, optionally ``embed_dist``, and ``level2``/``level3``/
-    ``level4``). ``search_box`` is where the search crop lies in the frame (x, y, w, h):
+    ``centerness``, ``hardneg``, ``penalty`` (Eq. 10-11), ``window`` (cosine window),
+    optionally ``embed_dist`` and ``rerank`` (HE re-ranking factors), and
+    ``level2``/``level3``/``level4`` for three-level networks). ``pipeline`` holds the
+    crops and fusion weights when the tracker inspects. ``search_box`` is where the search crop lies in the frame (x, y, w, h):
     a map of shape (S, S) covers the part of that crop given by ``map_box``.
     """
 
@@ -42,3 +70,4 @@ class TrackResult:
     candidates: list[Candidate] = field(default_factory=list)
     search_box: Box = (0.0, 0.0, 0.0, 0.0)
     map_box: Box = (0.0, 0.0, 0.0, 0.0)
+    pipeline: Pipeline | None = None

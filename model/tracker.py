@@ -21,7 +21,7 @@ from model.errors import InputError
 from model.geometry import CropWindow, context_size, map_rect
 from model.inference import CPU_DEFAULT_BACKEND, make_backend
 from model.ops import box_iou, nms
-from model.result import Candidate, TrackResult
+from model.result import Candidate, Pipeline, TrackResult
 from model.targets import decode_ltrb
 
 
@@ -135,6 +135,7 @@ class Tracker:
                             context_size(w, h, self.config.track.context_amount), net_config.exemplar_size)
         z = window.extract(frame, self.channel_mean)
         bx, by, bw, bh = window.box_to_crop((x, y, w, h))
+        self.exemplar, self.exemplar_box = z, (float(bx), float(by), float(bw), float(bh))
         box_xyxy = torch.tensor([bx, by, bx + bw, by + bh], dtype=torch.float32, device=self.device)
         self.net.template(self._tensor(z), box_xyxy)
 
@@ -148,7 +149,8 @@ class Tracker:
         s_z = context_size(self.size[0], self.size[1], cfg.context_amount)
         window = CropWindow(self.center[0], self.center[1], s_z * net_config.instance_size / net_config.exemplar_size,
                             net_config.instance_size)
-        out = self.backend.track(self._tensor(window.extract(frame, self.channel_mean)))
+        search = window.extract(frame, self.channel_mean)
+        out = self.backend.track(self._tensor(search))
 
         score = out["score"].float().cpu().numpy()
         centerness = out["centerness"].float().cpu().numpy()
@@ -182,8 +184,22 @@ class Tracker:
                              search_box=window.frame_rect(),
                              map_box=map_rect(window, self.sizes.score_size, self.sizes.offset, self.sizes.stride))
         if self.inspect:
-            self._inspect(result, out, boxes, final, best, centerness, window)
+            factors = {"score": score, "centerness": centerness ** cfg.centerness_weight, "penalty": penalty,
+                       "window": self.window * cfg.window_influence,
+                       "he": rerank if rerank is not None else np.ones_like(final), "final": final}
+            self._inspect(result, out, boxes, final, best, centerness, window, factors)
+            result.pipeline = Pipeline(
+                exemplar=self.exemplar, exemplar_box=self.exemplar_box, search=search,
+                fusion_weights=self._fusion_weights(), best_cell=(int(best[0]), int(best[1])),
+                box_in_search=(float(bx0), float(by0), float(bx1 - bx0), float(by1 - by0)))
         return result
+
+    def _fusion_weights(self) -> dict[str, list[float]] | None:
+        fusion = getattr(self.net, "fusion", None)
+        if fusion is None:
+            return None
+        with torch.no_grad():
+            return {name: fusion.weights(name).cpu().tolist() for name in fusion.logits}
 
     def _he_rerank(self, out: dict, boxes: torch.Tensor, final: np.ndarray, score: np.ndarray) -> np.ndarray | None:
         """Beyond the paper: the HE embedding used while tracking (``TrackConfig.he_rerank``).
@@ -229,8 +245,9 @@ class Tracker:
         x1, y1 = np.minimum(self.center + self.size / 2, [width, height])
         return float(x0), float(y0), float(x1 - x0), float(y1 - y0)
 
-    def _inspect(self, result, out, boxes, final, best, centerness, window) -> None:
-        """Center-ness, per-level, hard-negative and embedding maps, and NMS candidates."""
+    def _inspect(self, result, out, boxes, final, best, centerness, window, factors) -> None:
+        """Center-ness, penalty, window, per-level, hard-negative and embedding maps, and
+        the NMS candidates with their score factors."""
         cfg = self.config.track
         s = self.sizes.score_size
         flat_boxes = boxes.reshape(4, -1).T  # (S*S, 4)
@@ -238,6 +255,10 @@ class Tracker:
         iou = box_iou(flat_boxes, chosen)[:, 0].reshape(s, s).cpu().numpy()
         iou = np.nan_to_num(iou)
         result.maps["centerness"] = centerness.astype(np.float32)
+        result.maps["penalty"] = factors["penalty"].astype(np.float32)
+        result.maps["window"] = self.window.astype(np.float32)
+        if self.config.track.he_rerank > 0 and out["embedding_features"] is not None:
+            result.maps["rerank"] = factors["he"].astype(np.float32)
         result.maps["hardneg"] = np.where(iou < cfg.hardneg_iou, result.maps["score"], 0).astype(np.float32)
         if len(out["levels"]) == len(LEVEL_MAPS):  # a one-level network (HNSE-Nano) has no fusion to show
             for name, level in zip(LEVEL_MAPS, out["levels"]):
@@ -255,9 +276,11 @@ class Tracker:
             frame_box = window.box_to_frame((x0, y0, x1 - x0, y1 - y0))
             label = ("positive" if overlap > cfg.positive_iou else
                      "hard_negative" if overlap < cfg.hardneg_iou else "other")
-            result.candidates.append(Candidate(box=tuple(float(v) for v in frame_box),
-                                               score=float(result.maps["score"].reshape(-1)[index]),
-                                               iou=float(overlap), label=label))
+            cell = divmod(index, s)
+            result.candidates.append(Candidate(
+                box=tuple(float(v) for v in frame_box), score=float(result.maps["score"].reshape(-1)[index]),
+                iou=float(overlap), label=label, factors={k: float(v[cell]) for k, v in factors.items()},
+                cell=(int(cell[0]), int(cell[1]))))
 
     def _embedding_map(self, features: torch.Tensor, flat_boxes: torch.Tensor, score: np.ndarray) -> np.ndarray:
         """(S, S) distance of each cell's box embedding to the exemplar vector (Sec. 3.3),

@@ -189,3 +189,39 @@ def test_init_rejects_a_frame_that_is_not_an_image(net):
     tracker = Tracker(net, Config(network=net.config))
     with pytest.raises(InputError):
         tracker.init(np.zeros((HEIGHT, WIDTH, 2), np.uint8), (10, 10, 20, 20))
+
+
+@pytest.mark.parametrize("he_rerank", [0.0, 0.5])
+def test_pipeline_pieces_explain_the_chosen_box(net, he_rerank):
+    """With inspection on, the result carries the crops, fusion weights, penalty and
+    window maps, and each candidate's factors recompose its final score; the arg-max
+    cell is the reported one and its decoded box is the box the tracker moved to."""
+    config = Config(network=net.config, track=TrackConfig(he_rerank=he_rerank))
+    tracker = Tracker(net, config, inspect=True)
+    frame = _textured_frame(3)
+    tracker.init(frame, (300, 200, 40, 50))
+    result = tracker.track(np.roll(frame, 4, axis=1))
+    pipe = result.pipeline
+    assert pipe.exemplar.shape == (EXEMPLAR, EXEMPLAR, 3) and pipe.search.shape == (INSTANCE, INSTANCE, 3)
+    assert pipe.exemplar_box[2] > 0 and pipe.exemplar_box[3] > 0
+    for name in ("score", "centerness", "ltrb"):
+        weights = pipe.fusion_weights[name]
+        assert len(weights) == 3 and sum(weights) == pytest.approx(1.0)
+    final = result.maps["final"]
+    assert pipe.best_cell == tuple(int(v) for v in np.unravel_index(np.argmax(final), final.shape))
+    for name in ("penalty", "window"):
+        assert result.maps[name].shape == final.shape
+    assert ("rerank" in result.maps) == (he_rerank > 0)
+    influence = config.track.window_influence
+    for candidate in result.candidates:
+        f = candidate.factors
+        recomposed = (f["score"] * f["centerness"] * f["penalty"] * (1 - influence) + f["window"]) * f["he"]
+        assert recomposed == pytest.approx(f["final"], rel=1e-4, abs=1e-6)
+        assert f["final"] == pytest.approx(float(final[candidate.cell]), rel=1e-5)
+    assert result.candidates[0].cell == pipe.best_cell  # NMS keeps the best-scoring box first
+    # the decoded box's centre, mapped to the frame, is where the tracker now stands
+    x, y, w, h = pipe.box_in_search
+    window_side = result.search_box[2]
+    scale = INSTANCE / window_side
+    cx = result.search_box[0] + (x + w / 2 + 0.5) / scale
+    assert cx == pytest.approx(tracker.center[0], abs=1.0)
