@@ -247,9 +247,21 @@ class Document:
         except KeyError:
             raise KeyError(f"no track with id {track_id}") from None
 
-    def add_track(self, label: str, color: Color | None = None) -> Track:
-        """A new empty track with a new id; ``color`` defaults to an unused palette colour."""
-        track_id = max(self._next_track_id, max(self.tracks, default=0) + 1)
+    @property
+    def next_track_id(self) -> int:
+        """The id :meth:`add_track` gives next; every id below it was given out before."""
+        return max(self._next_track_id, max(self.tracks, default=0) + 1)
+
+    def add_track(self, label: str, color: Color | None = None, track_id: int | None = None) -> Track:
+        """A new empty track; ``color`` defaults to an unused palette colour.
+
+        ``track_id`` (default :attr:`next_track_id`) must be at least
+        :attr:`next_track_id`, so that no id is ever given out twice; else ValueError.
+        """
+        if track_id is None:
+            track_id = self.next_track_id
+        elif track_id < self.next_track_id:
+            raise ValueError(f"track id {track_id} was given out before; the next free id is {self.next_track_id}")
         self._next_track_id = track_id + 1
         if color is None:
             used = {tuple(t.color) for t in self.tracks.values()}
@@ -371,6 +383,18 @@ class Document:
         track.scores[frame] = score
         self._changed("frames", track_id, frame, frame + 1)
 
+    def delete_box(self, track_id: int, frame: int) -> None:
+        """Remove one frame's box: box NaN, origin NONE, score NaN, NEEDS_REVIEW cleared.
+
+        The other flags and the variants' boxes and scores stay. The frame is then an
+        empty one that :meth:`interpolate` may fill again; flag it ABSENT to say the
+        object is not there (CVAT's "outside"). Undo with :meth:`get_frame_state` and
+        :meth:`set_frame_state`.
+        """
+        self._check_range(frame, frame + 1)
+        self.track(track_id).flags[frame] &= ~np.uint8(Flag.NEEDS_REVIEW)
+        self.set_box(track_id, frame, None, Origin.NONE)
+
     def set_flags(self, track_id: int, frame: int, flags: Flag | int) -> None:
         """Replace one frame's flags."""
         self._check_range(frame, frame + 1)
@@ -438,25 +462,32 @@ class Document:
         return [(int(a), int(b)) for a, b in zip(starts, stops)]
 
     def interpolate(self, track_id: int, start: int, stop: int) -> int:
-        """Fill frames ``start:stop`` linearly between the nearest keyframes around them.
+        """Fill frames ``start:stop`` linearly between the nearest anchor frames around them.
 
-        A frame is written (origin INTERPOLATED, score NaN, NEEDS_REVIEW cleared) only when its origin is not
-        MANUAL, it is not flagged ABSENT, and it lies between a MANUAL keyframe before
-        and one after, both with a box. Returns the number of frames written.
+        Anchors are the MANUAL frames and the TRACKED frames with a box that are flagged
+        neither ABSENT nor NEEDS_REVIEW; they are never written. Of the other frames, one
+        is written (origin INTERPOLATED, score NaN, NEEDS_REVIEW cleared) when it is not
+        flagged ABSENT and the nearest anchors before and after it (which may lie outside
+        ``start:stop``) both have a box and are not ABSENT. So empty frames are filled,
+        earlier interpolations are redone, and a doubtful tracker box is replaced, while a
+        MANUAL frame without a box (or an ABSENT anchor) stops interpolation across it.
+        Returns the number of frames written.
         """
         self._check_range(start, stop)
         track = self.track(track_id)
-        keys = self.keyframes(track_id)
+        present = ~np.isnan(track.boxes).any(axis=1) & ((track.flags & Flag.ABSENT) == 0)
+        trusted = (track.origin == Origin.TRACKED) & present & ((track.flags & Flag.NEEDS_REVIEW) == 0)
+        anchors = np.flatnonzero((track.origin == Origin.MANUAL) | trusted)
         frames = np.arange(start, stop)
-        after = np.searchsorted(keys, frames, side="right")  # first keyframe > frame
-        bracketed = (after > 0) & (after < len(keys))
+        after = np.searchsorted(anchors, frames, side="right")  # first anchor > frame
+        bracketed = (after > 0) & (after < len(anchors))
         frames, after = frames[bracketed], after[bracketed]
-        before_key, after_key = keys[after - 1], keys[after]
+        before_key, after_key = anchors[after - 1], anchors[after]
         writable = (
-            (track.origin[frames] != Origin.MANUAL)
+            (before_key != frames)  # the frame is not an anchor itself
             & ((track.flags[frames] & Flag.ABSENT) == 0)
-            & ~np.isnan(track.boxes[before_key]).any(axis=1)
-            & ~np.isnan(track.boxes[after_key]).any(axis=1)
+            & present[before_key]
+            & present[after_key]
         )
         frames, before_key, after_key = frames[writable], before_key[writable], after_key[writable]
         t = ((frames - before_key) / (after_key - before_key))[:, None]

@@ -114,6 +114,69 @@ def test_interpolate_only_within_requested_range_and_not_across_empty_keyframe(d
     assert track.origin[[6, 7, 8]].tolist() == [Origin.INTERPOLATED, Origin.INTERPOLATED, Origin.NONE]
 
 
+def test_interpolate_fills_a_gap_between_tracked_boxes_from_them(document):
+    track = document.add_track("car")
+    document.set_box(track.id, 0, (0, 0, 10, 10))
+    for frame, box in [(2, (10, 0, 10, 10)), (6, (50, 40, 30, 50)), (7, (60, 40, 30, 50))]:
+        document.apply_tracking(track.id, frame, box, 0.9)
+    document.set_box(track.id, 12, (0, 0, 10, 10))
+    document.set_flags(track.id, 12, Flag.ABSENT)  # an absent anchor: nothing is filled up to it
+    tracked_before = track.boxes[[2, 6, 7]].copy()
+
+    assert document.interpolate(track.id, 0, 20) == 1 + 3  # frame 1, then frames 3-5
+
+    np.testing.assert_allclose(track.boxes[1], [5, 0, 10, 10])  # between manual 0 and tracked 2
+    np.testing.assert_allclose(track.boxes[3], [20, 10, 15, 20])  # a quarter of the way from 2 to 6
+    np.testing.assert_allclose(track.boxes[5], [40, 30, 25, 40])
+    np.testing.assert_array_equal(track.boxes[[2, 6, 7]], tracked_before)
+    assert track.origin[[1, 3, 4, 5]].tolist() == [Origin.INTERPOLATED] * 4
+    assert track.origin[[0, 2, 6, 7, 12]].tolist() == [Origin.MANUAL, *[Origin.TRACKED] * 3, Origin.MANUAL]
+    assert np.isnan(track.boxes[8:12]).all()
+
+
+def test_interpolate_redoes_interpolated_frames_after_an_anchor_moves(document):
+    track = document.add_track("car")
+    document.set_box(track.id, 0, (0, 0, 10, 10))
+    document.apply_tracking(track.id, 4, (40, 0, 10, 10), 0.9)
+    assert document.interpolate(track.id, 0, 5) == 3
+    document.set_box(track.id, 4, (80, 0, 10, 10))  # the user corrects the tracker's box
+    assert document.interpolate(track.id, 0, 5) == 3
+    np.testing.assert_allclose(track.boxes[2], [40, 0, 10, 10])
+
+
+def test_delete_box_empties_one_frame_and_keeps_user_flags(document):
+    track = document.add_track("car")
+    document.apply_tracking(track.id, 3, (1, 2, 3, 4), 0.1)
+    document.set_flags(track.id, 3, Flag.OCCLUDED | Flag.NEEDS_REVIEW)
+    document.apply_tracking(track.id, 4, (1, 2, 3, 4), 0.9)
+    before = document.get_frame_state(track.id, 3)
+    changes = []
+    document.subscribe(changes.append)
+
+    document.delete_box(track.id, 3)
+
+    state = document.get_frame_state(track.id, 3)
+    assert state.box is None and state.origin == Origin.NONE and math.isnan(state.score)
+    assert state.flags == Flag.OCCLUDED
+    assert changes == [Change("frames", track.id, 3, 4)]
+    assert document.get_frame_state(track.id, 4).box == (1, 2, 3, 4)
+    document.set_frame_state(track.id, 3, before)  # undo
+    assert document.get_frame_state(track.id, 3) == before
+    with pytest.raises(IndexError):
+        document.delete_box(track.id, 20)
+
+
+def test_add_track_takes_a_requested_id_only_if_never_given_out(document):
+    document.add_track("a")
+    assert document.next_track_id == 2
+    assert document.add_track("seven", track_id=7).id == 7
+    assert document.next_track_id == 8 and document.add_track("b").id == 8
+    for used in (1, 5, 8):
+        with pytest.raises(ValueError, match="given out before"):
+            document.add_track("again", track_id=used)
+    assert sorted(document.tracks) == [1, 7, 8]
+
+
 def test_apply_tracking_refuses_manual_frames(document):
     track = document.add_track("car")
     document.set_box(track.id, 5, (1, 1, 5, 5))
