@@ -21,7 +21,6 @@ a non-blocking dialog and the status bar; the window stays usable.
 from __future__ import annotations
 
 import math
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,7 +33,9 @@ from hnse_gui.autosave import Autosaver, recovery_candidate
 from hnse_gui.document import Change, Document, Flag, Origin, TrackSlice
 from hnse_gui.frame_view import BoxShape, FrameView
 from hnse_gui.inspect_panel import InspectPanel
+from hnse_gui.playback import Playback
 from hnse_gui.score_plot import VARIANT_COLOURS, ScorePlot
+from hnse_gui.session import Session
 from hnse_gui.store import export_boxes_txt, export_mot_csv, load_project, save_project
 from hnse_gui.timeline import Timeline, runs_of
 from hnse_gui.track_list import TrackList
@@ -45,7 +46,6 @@ from model.result import TrackResult
 PROJECT_SUFFIXES = (".h5", ".hdf5")
 RESULT_CACHE_FRAMES = 2000  # TrackResults kept for the heatmaps: ~40 kB per frame for two variants
 DEFAULT_AUTOSAVE_S = 30
-DEFAULT_PLAY_FPS = 25.0
 MODEL_LOAD_DELAY_MS = 300
 REASONS = {
     "done": "tracked {n} frames",
@@ -80,13 +80,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.variants = list(variants)
         self.variant_names = [spec.name for spec in self.variants]
         self.settings = settings
-        self.document: Document | None = None
-        self.project_path: Path | None = None
-        self.source = None
-        self.frame_index = 0
-        self.current_track: int | None = None
-        self.reference_boxes: np.ndarray | None = None  # a benchmark sequence's ground truth
-        self.results: OrderedDict[tuple[int, int], dict[str, TrackResult]] = OrderedDict()
+        self.session = Session()
         self.models_ready = False
         self.offer_recovery = True  # ask about recovery files when opening (off for scripted runs)
         self.last_error = ""
@@ -105,8 +99,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self.autosaver = Autosaver(recovery_dir, parent=self)
         self.autosaver.failed.connect(self.show_error)
         self.autosaver.saved.connect(lambda path: self.statusBar().showMessage(f"autosaved to {path}", 3000))
-        self.play_timer = QtCore.QTimer(self)
-        self.play_timer.timeout.connect(self._play_tick)
+        self.playback = Playback(self.session, lambda: self.tracking.busy, parent=self)
+        self.playback.frameChanged.connect(self._show_frame)
+        self.playback.playingChanged.connect(self._update_actions)
 
         self._build_views()
         self._build_actions()
@@ -116,6 +111,20 @@ class MainWindow(QtWidgets.QMainWindow):
         self.resize(1440, 900)
         self._update_title()
         self._update_actions()
+
+    # the session's state, under the names the rest of the window still uses
+    def _session_field(name):
+        return property(lambda self: getattr(self.session, name),
+                        lambda self, value: setattr(self.session, name, value))
+
+    document = _session_field("document")
+    project_path = _session_field("project_path")
+    source = _session_field("source")
+    frame_index = _session_field("frame_index")
+    current_track = _session_field("current_track")
+    reference_boxes = _session_field("reference_boxes")
+    results = _session_field("results")
+    del _session_field
 
     # ================================================================ construction
 
@@ -217,18 +226,19 @@ class MainWindow(QtWidgets.QMainWindow):
         self.act_absent = a("Flag &absent", lambda: self.toggle_flag(Flag.ABSENT), "A")
         self.act_review = a("Flag needs &review", lambda: self.toggle_flag(Flag.NEEDS_REVIEW), "R")
 
-        self.act_play = a("&Play / pause", self.toggle_play, "Space")
+        play = self.playback
+        self.act_play = a("&Play / pause", play.toggle_play, "Space")
         self.act_next = a("Next frame", lambda: self.step(1), "Right")
         self.act_prev = a("Previous frame", lambda: self.step(-1), "Left")
         self.act_next10 = a("Forward 10 frames", lambda: self.step(10), "Shift+Right")
         self.act_prev10 = a("Back 10 frames", lambda: self.step(-10), "Shift+Left")
         self.act_first = a("First frame", lambda: self.set_frame(0), "Home")
-        self.act_last = a("Last frame", lambda: self.set_frame(self._frame_count() - 1), "End")
-        self.act_goto = a("&Go to frame…", self._goto_dialog, "Ctrl+G")
-        self.act_next_key = a("Next keyframe", lambda: self.jump_keyframe(1), "]")
-        self.act_prev_key = a("Previous keyframe", lambda: self.jump_keyframe(-1), "[")
-        self.act_next_flag = a("Next flagged frame", lambda: self.jump_flagged(1), "Ctrl+]")
-        self.act_prev_flag = a("Previous flagged frame", lambda: self.jump_flagged(-1), "Ctrl+[")
+        self.act_last = a("Last frame", play.last, "End")
+        self.act_goto = a("&Go to frame…", lambda: play.goto_dialog(self), "Ctrl+G")
+        self.act_next_key = a("Next keyframe", lambda: play.jump_keyframe(1), "]")
+        self.act_prev_key = a("Previous keyframe", lambda: play.jump_keyframe(-1), "[")
+        self.act_next_flag = a("Next flagged frame", lambda: play.jump_flagged(1), "Ctrl+]")
+        self.act_prev_flag = a("Previous flagged frame", lambda: play.jump_flagged(-1), "Ctrl+[")
 
         self.act_track_fwd = a("Track &forward", lambda: self.start_tracking(1), "T",
                                "Track the current track forward from this frame (both model variants)")
@@ -431,7 +441,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self._active_run = None
             self.progress.setVisible(False)
         self.frame_view.cancel_drawing()
-        self.play_timer.stop()
+        self.playback.stop()
         if self.document is not None:
             self.document.unsubscribe(self._document_changed)
         if self.source is not None and self.source is not source:
@@ -582,14 +592,6 @@ class MainWindow(QtWidgets.QMainWindow):
             return
         self.statusBar().showMessage(f"exported {path}", 4000)
 
-    def _goto_dialog(self) -> None:
-        if self.document is None:
-            return
-        frame, ok = QtWidgets.QInputDialog.getInt(self, "Go to frame", "Frame:", self.frame_index + 1, 1,
-                                                  self.document.frame_count)
-        if ok:
-            self.set_frame(frame - 1)
-
     def _settings_dialog(self) -> None:
         current = self.document.autosave if self.document else None
         seconds = (current.interval_s if current and current.enabled
@@ -621,17 +623,14 @@ class MainWindow(QtWidgets.QMainWindow):
 
     # ================================================================ navigation
 
-    def _frame_count(self) -> int:
-        return self.document.frame_count if self.document else 0
-
     def set_frame(self, index: int) -> None:
         """Show frame ``index`` (clamped to the video), decoded on demand."""
-        if self.document is None:
-            return
-        index = min(max(int(index), 0), self.document.frame_count - 1)
-        if index == self.frame_index:
-            return
-        self.frame_index = index
+        self.playback.set_frame(index)
+
+    def step(self, delta: int) -> None:
+        self.playback.step(delta)
+
+    def _show_frame(self, index: int) -> None:
         try:
             self.frame_view.set_frame(bgr_to_rgb(self.source[index]))
         except HNSEError as error:
@@ -643,39 +642,6 @@ class MainWindow(QtWidgets.QMainWindow):
         self.score_plot.set_current_frame(index)
         self.timeline.set_current(index, self.current_track)
         self._redraw_frame_overlays()
-
-    def step(self, delta: int) -> None:
-        self.set_frame(self.frame_index + delta)
-
-    def toggle_play(self) -> None:
-        if self.play_timer.isActive():
-            self.play_timer.stop()
-        elif self.document is not None and not self.tracking.busy:
-            fps = getattr(self.source, "fps", None) or DEFAULT_PLAY_FPS
-            if self.frame_index >= self.document.frame_count - 1:
-                self.set_frame(0)
-            self.play_timer.start(int(1000 / fps))
-        self._update_actions()
-
-    def _play_tick(self) -> None:
-        if self.frame_index >= self._frame_count() - 1:
-            self.play_timer.stop()
-            self._update_actions()
-            return
-        self.step(1)
-
-    def jump_keyframe(self, direction: int) -> None:
-        if self.current_track is not None:
-            self._jump_to(self.document.keyframes(self.current_track), direction)
-
-    def jump_flagged(self, direction: int) -> None:
-        if self.current_track is not None:
-            self._jump_to(np.flatnonzero(self.document.track(self.current_track).flags), direction)
-
-    def _jump_to(self, frames: np.ndarray, direction: int) -> None:
-        later = frames[frames > self.frame_index] if direction > 0 else frames[frames < self.frame_index][::-1]
-        if len(later):
-            self.set_frame(int(later[0]))
 
     def select_track(self, track_id: int | None) -> None:
         if track_id is not None and (self.document is None or track_id not in self.document.tracks):
@@ -829,7 +795,7 @@ class MainWindow(QtWidgets.QMainWindow):
                              start_box=box, direction=1 if direction > 0 else -1, max_frames=max_frames,
                              score_threshold=self.document.review_threshold, keyframes=keyframes)
         self._active_run = _ActiveRun(request, self.document.get_range(self.current_track, low, high))
-        self.play_timer.stop()
+        self.playback.stop()
         self.frame_view.cancel_drawing()
         self.progress.setRange(0, max_frames or 0)
         self.progress.setValue(0)
@@ -1056,7 +1022,7 @@ class MainWindow(QtWidgets.QMainWindow):
         if not self.maybe_save():
             event.ignore()
             return
-        self.play_timer.stop()
+        self.playback.stop()
         self.autosaver.attach(None, None)
         self.tracking.shutdown()
         if self.source is not None:
