@@ -109,9 +109,8 @@ def _example_run(net):
     device = net.grid.device
 
     def run():
-        z = torch.full((1, 3, size[0], size[0]), 100.0, device=device)
-        x = torch.full((1, 3, size[1], size[1]), 100.0, device=device)
-        net.search(x, net._kernels_from(net.features(z)))
+        net.template(torch.full((1, 3, size[0], size[0]), 100.0, device=device))
+        net.search(torch.full((1, 3, size[1], size[1]), 100.0, device=device), net._kernels)
 
     return run
 
@@ -131,26 +130,34 @@ class EagerBackend:
 
 
 class TorchBackend:
-    """A BatchNorm-folded, heads-fused, channels-last copy of the network, run under
-    ``torch.inference_mode``."""
+    """A BatchNorm-folded, channels-last copy of the network, run under
+    ``torch.inference_mode``; the three FCOS heads of an :class:`HNSENet` also fused.
+
+    ``channels_last`` is off for HNSE-Nano: its pixel-wise correlation reshapes the
+    features, which a channels-last layout turns into copies."""
 
     name = "torch"
 
-    def __init__(self, net):
+    def __init__(self, net, channels_last: bool | None = None):
         self.net = net
         self.folded = copy.deepcopy(net).eval()
         self.folded_count = fold_batchnorm(self.folded, _example_run(self.folded))
-        self.heads = FusedHeads(self.folded).eval()
-        # oneDNN's depth-wise convolutions are faster on NHWC (lite: 34 -> 31 ms a frame).
-        self.folded.to(memory_format=torch.channels_last)
-        self.heads.to(memory_format=torch.channels_last)
+        multi_level = hasattr(self.folded, "heads")
+        self.search_options = {"heads": FusedHeads(self.folded).eval()} if multi_level else {}
+        self.channels_last = multi_level if channels_last is None else channels_last
+        if self.channels_last:
+            # oneDNN's depth-wise convolutions are faster on NHWC (lite: 34 -> 31 ms a frame).
+            self.folded.to(memory_format=torch.channels_last)
+            for module in self.search_options.values():
+                module.to(memory_format=torch.channels_last)
 
     def track(self, x: torch.Tensor) -> dict:
         if self.net._kernels is None:
             raise RuntimeError("template() must be called before track()")
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
-            return self.folded.search(x.contiguous(memory_format=torch.channels_last), self.net._kernels,
-                                      heads=self.heads)
+            return self.folded.search(x, self.net._kernels, **self.search_options)
 
 
 class SearchBranch(nn.Module):

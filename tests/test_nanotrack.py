@@ -201,3 +201,20 @@ def test_paired_bootstrap_interval():
     assert mixed["low"] < 0 < mixed["high"] and mixed["wins"] == 2 and mixed["losses"] == 2
     with pytest.raises(ValueError):
         paired_bootstrap(a, a[:3])
+
+
+def test_torch_backend_matches_eager_for_hnse_nano():
+    from model.inference import make_backend
+
+    net, _ = _nano()
+    net.eval()
+    g = torch.Generator().manual_seed(1)
+    net.template(torch.rand(1, 3, 127, 127, generator=g) * 255, torch.tensor([40.0, 40.0, 87.0, 87.0]))
+    x = torch.rand(1, 3, 255, 255, generator=g) * 255
+    eager, folded = make_backend(net, "eager").track(x), make_backend(net, "torch")
+    assert folded.folded_count > 50  # the trunk's and the head's BatchNorms
+    out = folded.track(x)
+    for key in ("score", "centerness", "ltrb", "embedding_features"):
+        torch.testing.assert_close(out[key], eager[key], rtol=1e-4, atol=1e-4)
+    with pytest.raises(InputError, match="onnx backend cannot run HNSENanoNet"):
+        make_backend(net, "onnx")

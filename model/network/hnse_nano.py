@@ -40,6 +40,8 @@ class HNSENanoNet(SiameseNetwork):
     Image tensors are (B, 3, H, W) float BGR in 0..255 (no normalisation, as trained).
     """
 
+    backends = ("eager", "torch")
+
     def __init__(self, config: NetworkConfig):
         super().__init__()
         self.config = config
