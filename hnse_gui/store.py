@@ -1,6 +1,8 @@
 """The project file: a :class:`~hnse_gui.document.Document` in HDF5, and plain-text exports.
 
-The layout is described field by field in ``docs/hdf5.md``. Every write goes to a
+The layout is described field by field in ``docs/hdf5.md``. Exports write a track's
+boxes as text, all tracks as MOT17 ground truth or as CVAT's "CVAT for video 1.1" XML;
+imports read MOT files and box text files back into new tracks. Every write goes to a
 temporary file in the target's folder, which is flushed, fsync'ed, closed and then
 renamed over the target (and the folder fsync'ed), so a crash at any moment leaves
 either the old file or the new one, never a half-written one. A crash may leave the
@@ -19,13 +21,15 @@ import math
 import os
 import stat
 import tempfile
+import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from pathlib import Path
 
 import h5py
 import numpy as np
 
-from hnse_gui.document import AutosaveSettings, Document, Flag, Origin, Track
+from hnse_gui.document import AutosaveSettings, Document, Flag, Origin, Track, TrackSlice
+from model.data.sequences import load_boxes_file, read_mot_file
 from model.errors import InputError
 
 SCHEMA = "hnse-studio-annotations"
@@ -359,27 +363,204 @@ def _number(value: float) -> str:
     return "NaN" if math.isnan(value) else np.format_float_positional(value, precision=3, trim="-")
 
 
+def _box_text(row: np.ndarray) -> str:
+    return ",".join(_number(float(v)) for v in row)
+
+
+def _shown(track: Track) -> np.ndarray:
+    """(N,) bool: the frames whose box an export writes, those with a box not flagged ABSENT."""
+    return ~np.isnan(track.boxes).any(axis=1) & ((track.flags & Flag.ABSENT) == 0)
+
+
 def export_boxes_txt(document: Document, track_id: int, path: str | os.PathLike) -> None:
-    """One ``x,y,w,h`` line per video frame (line i = frame i), ``NaN,NaN,NaN,NaN`` where no box."""
-    boxes = document.track(track_id).boxes
-    lines = [",".join(_number(float(v)) for v in row) for row in boxes]
-    atomic_write(path, lambda tmp: tmp.write_text("\n".join(lines) + "\n"))
+    """One ``x,y,w,h`` line per video frame (line i + 1 = frame i), ``NaN,NaN,NaN,NaN``
+    where the frame has no box or is flagged ABSENT (a box stored there is not written).
+
+    :func:`import_boxes_txt` reads it back.
+    """
+    track = document.track(track_id)
+    boxes = np.where(_shown(track)[:, None], track.boxes, np.nan)
+    atomic_write(path, lambda tmp: tmp.write_text("".join(_box_text(row) + "\n" for row in boxes)))
 
 
 def export_mot_csv(document: Document, path: str | os.PathLike) -> None:
-    """MOT challenge rows ``frame,id,x,y,w,h,score,-1,-1,-1`` (frame 1-based), by frame then id.
+    """MOT17 ground-truth rows ``frame,id,x,y,w,h,1,1,visibility``, by frame then id.
 
-    ``score`` is the tracker's where it has one, else 1 (a manual or interpolated box
-    is the annotator's own).
+    ``frame`` is 1-based and ``id`` the track id; the 7th column ("considered") is
+    always 1 and the 8th (class) 1; ``visibility`` is 0 on frames flagged OCCLUDED and
+    1 on the others. Frames without a box or flagged ABSENT have no row. The tracker's
+    score is not written: this layout has no column for it (the 7th is ground truth's
+    0/1 "consider this box" flag, not a confidence). :func:`import_mot` reads the file
+    back.
     """
     rows = []
     for track_id, track in document.tracks.items():
-        for frame in np.flatnonzero(~np.isnan(track.boxes).any(axis=1)):
-            score = float(track.scores[frame])
-            box = ",".join(_number(float(v)) for v in track.boxes[frame])
-            rows.append((int(frame), track_id, f"{frame + 1},{track_id},{box},{_number(1.0 if math.isnan(score) else score)},-1,-1,-1"))
+        occluded = (track.flags & Flag.OCCLUDED) != 0
+        for frame in np.flatnonzero(_shown(track)):
+            row = f"{frame + 1},{track_id},{_box_text(track.boxes[frame])},1,1,{0 if occluded[frame] else 1}"
+            rows.append((int(frame), track_id, row))
     rows.sort()
     atomic_write(path, lambda tmp: tmp.write_text("".join(row + "\n" for _, _, row in rows)))
+
+
+def _cvat_track(annotations: ET.Element, track: Track) -> None:
+    """Append ``track``'s ``<track>`` element (see :func:`export_cvat_video`); none without a box."""
+    shown = _shown(track)
+    leaves = np.flatnonzero(shown[:-1] & ~shown[1:]) + 1  # no box right after a shown one
+    frames = np.union1d(np.flatnonzero(shown), leaves)
+    if not len(frames):
+        return
+    element = ET.SubElement(annotations, "track", id=str(track.id), label=track.label)
+    keyframe = (track.origin == Origin.MANUAL) | (track.origin == Origin.TRACKED)
+    occluded = (track.flags & Flag.OCCLUDED) != 0
+    for frame in frames:
+        outside = not shown[frame]
+        x, y, w, h = (float(v) for v in track.boxes[frame - 1 if outside else frame])
+        ET.SubElement(element, "box", {
+            "frame": str(frame),
+            "outside": "1" if outside else "0",
+            "occluded": "1" if occluded[frame] and not outside else "0",
+            "keyframe": "1" if outside or keyframe[frame] else "0",
+            "xtl": _number(x), "ytl": _number(y), "xbr": _number(x + w), "ybr": _number(y + h),
+            "z_order": "0",
+        })
+
+
+def export_cvat_video(document: Document, path: str | os.PathLike) -> None:
+    """All tracks as CVAT's "CVAT for video 1.1" XML, the file CVAT uploads into a video task.
+
+    The layout follows CVAT's "XML annotation format" page (version 1.1, section
+    "Interpolation", https://docs.cvat.ai/docs/other/xml_format/)::
+
+        <annotations>
+          <version>1.1</version>
+          <meta><task>
+            <name>video file name</name> <size>frame count</size> <mode>interpolation</mode>
+            <overlap>0</overlap>
+            <labels><label><name>track label</name><attributes/></label>...</labels>
+            <original_size><width>W</width><height>H</height></original_size>
+          </task></meta>
+          <track id="track id" label="track label">
+            <box frame="0-based" outside="0|1" occluded="0|1" keyframe="0|1"
+                 xtl="x" ytl="y" xbr="x + w" ybr="y + h" z_order="0"/> ...
+          </track> ...
+        </annotations>
+
+    One ``<label>`` per distinct track label; a track without any box is left out.
+    Every frame with a box not flagged ABSENT has a box with ``outside="0"``,
+    ``occluded="1"`` when flagged OCCLUDED, and ``keyframe="1"`` for MANUAL and
+    TRACKED boxes (CVAT keeps keyframes as given and interpolates only between them,
+    and its own trackers write their boxes as keyframes), ``keyframe="0"`` for
+    INTERPOLATED ones, which CVAT interpolates again between the keyframes. Where the object leaves (the
+    first frame without a box, or flagged ABSENT, after one with a box) a keyframe box
+    with ``outside="1"`` repeats the last box, as CVAT writes; so a track ends with one
+    after its last box unless that box is on the video's last frame.
+    """
+    annotations = ET.Element("annotations")
+    ET.SubElement(annotations, "version").text = "1.1"
+    task = ET.SubElement(ET.SubElement(annotations, "meta"), "task")
+    for tag, text in (("name", Path(document.video_path).name), ("size", str(document.frame_count)),
+                      ("mode", "interpolation"), ("overlap", "0")):
+        ET.SubElement(task, tag).text = text
+    labels = ET.SubElement(task, "labels")
+    for label in dict.fromkeys(track.label for _, track in sorted(document.tracks.items())):
+        label_element = ET.SubElement(labels, "label")
+        ET.SubElement(label_element, "name").text = label
+        ET.SubElement(label_element, "attributes")
+    size = ET.SubElement(task, "original_size")
+    ET.SubElement(size, "width").text = str(document.frame_size[0])
+    ET.SubElement(size, "height").text = str(document.frame_size[1])
+    for _, track in sorted(document.tracks.items()):
+        _cvat_track(annotations, track)
+    ET.indent(annotations)
+    atomic_write(path, lambda tmp: ET.ElementTree(annotations).write(tmp, encoding="utf-8", xml_declaration=True))
+
+
+# -- imports ---------------------------------------------------------------------------------
+
+
+def _add_imported_track(document: Document, label: str, boxes: np.ndarray, flags: np.ndarray,
+                        track_id: int | None = None) -> Track:
+    """A new track with ``boxes`` (N, 4) as MANUAL keyframes (NaN rows stay empty) and ``flags`` (N,)."""
+    present = ~np.isnan(boxes).any(axis=1)
+    track = document.add_track(label, track_id=track_id)
+    document.set_range(track.id, 0, document.frame_count, TrackSlice(
+        start=0,
+        stop=document.frame_count,
+        boxes=boxes.astype(np.float32),
+        origin=np.where(present, Origin.MANUAL, Origin.NONE).astype(np.uint8),
+        flags=flags.astype(np.uint8),
+        scores=np.full(document.frame_count, np.nan, np.float32),
+        variant_scores={},
+        variant_boxes={},
+    ))
+    return track
+
+
+def _row_line(path: Path, index: int) -> int:
+    """The line number of row ``index`` of :func:`read_mot_file` (which skips blank lines)."""
+    lines = path.read_bytes().decode("utf-8-sig").split("\n")
+    return [number for number, line in enumerate(lines, start=1) if line.strip()][index]
+
+
+def import_mot(document: Document, path: str | os.PathLike) -> list[Track]:
+    """Add one track per identity of a MOT file; returns the new tracks, by identity.
+
+    Rows are ``frame,id,x,y,w,h[,considered[,class[,visibility]]]`` with 1-based frames,
+    as :func:`model.data.sequences.read_mot_file` reads them (MOT17 ground truth, MOT
+    results, or :func:`export_mot_csv`'s files). Each identity's track is labelled
+    ``"id <identity>"``, its boxes are MANUAL keyframes, a box with visibility 0 gets
+    OCCLUDED, frames without a row stay empty. Every row is imported, considered or
+    not; scores are not read. The tracks keep the identities as their ids when every
+    identity is at least :attr:`Document.next_track_id` (an id never given out, e.g. in
+    a new document), else they get new ids in identity order.
+
+    The whole file is checked first: a malformed line, a frame beyond the document's
+    frames or a second row for one identity on one frame raises one InputError naming
+    the file and the line, and the document is left unchanged. Undo by removing the
+    returned tracks.
+    """
+    path = Path(path)
+    rows = read_mot_file(path)
+    count = document.frame_count
+    boxes: dict[int, np.ndarray] = {}
+    flags: dict[int, np.ndarray] = {}
+    for index, row in enumerate(rows):
+        frame = row.frame - 1
+        track_boxes = boxes.setdefault(row.identity, np.full((count, 4), np.nan))
+        track_flags = flags.setdefault(row.identity, np.zeros(count, np.uint8))
+        if frame >= count:
+            raise InputError(f"{path} line {_row_line(path, index)}: frame {row.frame} is beyond the video's "
+                             f"{count} frames")
+        if not np.isnan(track_boxes[frame]).all():
+            raise InputError(f"{path} line {_row_line(path, index)}: a second box for id {row.identity} "
+                             f"on frame {row.frame}")
+        track_boxes[frame] = row.box
+        if row.visibility == 0:
+            track_flags[frame] = Flag.OCCLUDED
+    identities = sorted(boxes)
+    keep_ids = bool(identities) and identities[0] >= document.next_track_id
+    return [_add_imported_track(document, f"id {identity}", boxes[identity], flags[identity],
+                                identity if keep_ids else None) for identity in identities]
+
+
+def import_boxes_txt(document: Document, path: str | os.PathLike, label: str) -> Track:
+    """Add a track labelled ``label`` from a box text file; returns it.
+
+    One ``x,y,w,h`` line per frame (line i + 1 = frame i, as :func:`export_boxes_txt`
+    writes; commas, tabs or spaces), a ``NaN`` or blank line for a frame without a box;
+    boxes become MANUAL keyframes and frames after the last line stay empty. Read by
+    :func:`model.data.sequences.load_boxes_file`; a malformed line, or more lines than
+    the document has frames, raises one InputError naming the file and the line, and
+    the document is left unchanged.
+    """
+    boxes = load_boxes_file(path)
+    count = document.frame_count
+    if len(boxes) > count:
+        raise InputError(f"{path} line {count + 1}: the video has only {count} frames")
+    padded = np.full((count, 4), np.nan)
+    padded[: len(boxes)] = boxes
+    return _add_imported_track(document, label, padded, np.zeros(count, np.uint8))
 
 
 def track_result_document(boxes: np.ndarray, scores: np.ndarray, video_path: str, weights: str,

@@ -6,6 +6,7 @@ import signal
 import stat
 import tempfile
 import time
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import h5py
@@ -18,7 +19,10 @@ from hnse_gui.document import Document, Flag, Origin
 from hnse_gui.store import (
     ProjectFileError,
     export_boxes_txt,
+    export_cvat_video,
     export_mot_csv,
+    import_boxes_txt,
+    import_mot,
     load_project,
     save_project,
     write_track_result,
@@ -286,18 +290,161 @@ def test_export_boxes_txt_one_line_per_frame(tmp_path):
     np.testing.assert_array_equal(loaded, track.boxes)
 
 
-def test_export_mot_csv_rows_by_frame_then_id(tmp_path):
+def test_export_boxes_txt_writes_no_box_on_absent_frames(tmp_path):
     document = Document("clip", 3, (100, 100))
+    track = document.add_track("car")
+    for frame in range(3):
+        document.set_box(track.id, frame, (1, 2, 3, 4))
+    document.set_flags(track.id, 1, Flag.ABSENT)
+    document.set_flags(track.id, 2, Flag.OCCLUDED)
+    export_boxes_txt(document, track.id, tmp_path / "boxes.txt")
+    assert (tmp_path / "boxes.txt").read_text().splitlines() == ["1,2,3,4", "NaN,NaN,NaN,NaN", "1,2,3,4"]
+
+
+def test_export_mot_csv_writes_mot17_ground_truth_rows_by_frame_then_id(tmp_path):
+    document = Document("clip", 4, (100, 100))
     car, person = document.add_track("car"), document.add_track("person")
     document.set_box(person.id, 0, (1, 1, 2, 2))
     document.apply_tracking(person.id, 1, (3, 3, 2, 2), 0.75)
     document.apply_tracking(car.id, 1, (5, 6, 7, 8), 0.5)
+    document.set_flags(car.id, 1, Flag.OCCLUDED | Flag.NEEDS_REVIEW)
+    document.apply_tracking(car.id, 2, (5, 6, 7, 8), 0.5)
+    document.set_flags(car.id, 2, Flag.ABSENT)  # a stored box, but the object is not there: no row
     export_mot_csv(document, tmp_path / "mot.csv")
     assert (tmp_path / "mot.csv").read_text().splitlines() == [
-        "1,2,1,1,2,2,1,-1,-1,-1",
-        "2,1,5,6,7,8,0.5,-1,-1,-1",
-        "2,2,3,3,2,2,0.75,-1,-1,-1",
+        "1,2,1,1,2,2,1,1,1",
+        "2,1,5,6,7,8,1,1,0",
+        "2,2,3,3,2,2,1,1,1",
     ]
+
+
+MOT_GROUND_TRUTH = """\
+1,3,10,20,30,40,1,1,1
+1,7,100.5,50.25,20,60.125,1,1,0
+2,3,12,21,30,40,1,1,1
+3,7,104,52,20,60,1,1,0
+4,3,16,23,31,41,1,1,1
+4,7,106,53,21,61,1,1,1
+"""
+
+
+def test_import_mot_makes_one_track_per_identity(tmp_path):
+    path = tmp_path / "gt.txt"
+    path.write_text(MOT_GROUND_TRUTH.replace("1,1,0\n", "1,1,0.0\n", 1) + "\n\n")
+    document = Document("clip", 5, (320, 240))
+    tracks = import_mot(document, path)
+    assert [(t.id, t.label) for t in tracks] == [(3, "id 3"), (7, "id 7")]
+    three, seven = document.tracks[3], document.tracks[7]
+    np.testing.assert_array_equal(seven.boxes[0], np.float32([100.5, 50.25, 20, 60.125]))
+    assert np.isnan(seven.boxes[[1, 4]]).all() and np.isnan(three.boxes[[2, 4]]).all()
+    assert seven.origin.tolist() == [Origin.MANUAL, 0, Origin.MANUAL, Origin.MANUAL, 0]
+    assert seven.flags.tolist() == [Flag.OCCLUDED, 0, Flag.OCCLUDED, 0, 0] and not three.flags.any()
+    assert np.isnan(three.scores).all() and document.next_track_id == 8
+    # identities the document already gave out: new ids, the label keeps the identity
+    again = import_mot(document, path)
+    assert [(t.id, t.label) for t in again] == [(8, "id 3"), (9, "id 7")]
+
+
+def test_mot_round_trip_keeps_every_box_id_and_flag(tmp_path):
+    source, exported = tmp_path / "gt.txt", tmp_path / "out.txt"
+    source.write_text(MOT_GROUND_TRUTH)
+    document = Document("clip", 4, (320, 240))
+    import_mot(document, source)
+    export_mot_csv(document, exported)
+    assert exported.read_text() == MOT_GROUND_TRUTH
+    reloaded = Document("clip", 4, (320, 240))
+    import_mot(reloaded, exported)
+    for track_id, track in document.tracks.items():
+        np.testing.assert_array_equal(reloaded.tracks[track_id].boxes, track.boxes)
+        np.testing.assert_array_equal(reloaded.tracks[track_id].flags, track.flags)
+
+
+@pytest.mark.parametrize("text, line, expected", [
+    ("1,1,1,1,2,2\n\n2,1,1,1,2,x\n", 3, "not numbers"),
+    ("1,1,1,1,2,2\n\n1,2,1,1,2,2\n9,1,1,1,2,2\n", 4, "frame 9 is beyond the video's 4 frames"),
+    ("1,1,1,1,2,2\n2,1,1,1,2,2\n\n2,1,5,5,2,2\n", 4, "a second box for id 1 on frame 2"),
+])
+def test_import_mot_refuses_a_bad_line_and_leaves_the_document_unchanged(tmp_path, text, line, expected):
+    path = tmp_path / "gt.txt"
+    path.write_text(text)
+    document = Document("clip", 4, (320, 240))
+    document.add_track("kept")
+    revision = document.revision
+    with pytest.raises(InputError, match=f"^{path} line {line}: .*{expected}"):
+        import_mot(document, path)
+    assert list(document.tracks) == [1] and document.revision == revision
+
+
+def test_import_boxes_txt_reads_the_exported_format(tmp_path):
+    document = Document("clip", 5, (100, 100))
+    track = document.add_track("car")
+    document.set_box(track.id, 1, (1.5, 2, 3.25, 4))
+    document.apply_tracking(track.id, 3, (10, 20, 30, 40.125), 0.9)
+    export_boxes_txt(document, track.id, tmp_path / "boxes.txt")
+    imported = import_boxes_txt(document, tmp_path / "boxes.txt", "car again")
+    assert imported.label == "car again" and imported.id == 2
+    np.testing.assert_array_equal(imported.boxes, track.boxes)
+    assert imported.origin.tolist() == [0, Origin.MANUAL, 0, Origin.MANUAL, 0]
+    (tmp_path / "short.txt").write_text("1 2 3 4\n\nnan,nan,nan,nan\n")
+    short = import_boxes_txt(document, tmp_path / "short.txt", "short")
+    assert short.origin.tolist() == [Origin.MANUAL, 0, 0, 0, 0] and np.isnan(short.boxes[1:]).all()
+
+
+@pytest.mark.parametrize("text, line, expected", [
+    ("1,2,3,4\n1,2,3\n", 2, "expected 4 values"),
+    ("1,2,3,4\n1,2,0,4\n", 2, "zero or negative size"),
+    ("1,2,3,4\n" * 5 + "NaN,NaN,NaN,NaN\n", 6, "the video has only 5 frames"),
+])
+def test_import_boxes_txt_refuses_a_bad_file_and_leaves_the_document_unchanged(tmp_path, text, line, expected):
+    path = tmp_path / "boxes.txt"
+    path.write_text(text)
+    document = Document("clip", 5, (100, 100))
+    with pytest.raises(InputError, match=f"^{path} line {line}: .*{expected}"):
+        import_boxes_txt(document, path, "car")
+    assert not document.tracks and document.revision == 0
+
+
+def test_export_cvat_video_writes_cvat_for_video_1_1(tmp_path):
+    document = Document("videos/street.mp4", 10, (640, 360))
+    car, person = document.add_track("car"), document.add_track("person")
+    document.add_track("car")  # a second "car" without any box: no track element, no second label
+    document.set_box(car.id, 1, (10, 20, 30, 40))
+    document.apply_tracking(car.id, 2, (12, 20, 30, 40), 0.9)
+    document.set_box(car.id, 4, (20, 20, 30, 40))
+    document.interpolate(car.id, 0, 10)  # frame 3
+    document.set_flags(car.id, 2, Flag.OCCLUDED)
+    document.set_box(car.id, 5, (1, 1, 5, 5))
+    document.set_flags(car.id, 5, Flag.ABSENT)  # a stored box on an absent frame: outside
+    document.set_box(car.id, 7, (30.5, 20, 30, 40.25))
+    document.set_box(person.id, 8, (1, 2, 3, 4))
+    document.set_box(person.id, 9, (2, 2, 3, 4))
+    path = tmp_path / "annotations.xml"
+    export_cvat_video(document, path)
+
+    assert path.read_text().startswith("<?xml version='1.0' encoding='utf-8'?>")
+    root = ET.parse(path).getroot()
+    assert root.tag == "annotations" and root.find("version").text == "1.1"
+    task = root.find("meta/task")
+    assert {child.tag: child.text for child in task if child.text and child.text.strip()} == {
+        "name": "street.mp4", "size": "10", "mode": "interpolation", "overlap": "0"}
+    assert [label.find("name").text for label in task.findall("labels/label")] == ["car", "person"]
+    assert (task.find("original_size/width").text, task.find("original_size/height").text) == ("640", "360")
+    tracks = root.findall("track")
+    assert [t.attrib for t in tracks] == [{"id": "1", "label": "car"}, {"id": "2", "label": "person"}]
+    attributes = ["frame", "outside", "occluded", "keyframe", "xtl", "ytl", "xbr", "ybr", "z_order"]
+    boxes = [[box.attrib[name] for name in attributes] for box in tracks[0]]
+    assert all(box.tag == "box" and sorted(box.attrib) == sorted(attributes) for box in tracks[0])
+    assert boxes == [
+        ["1", "0", "0", "1", "10", "20", "40", "60", "0"],  # MANUAL: a keyframe
+        ["2", "0", "1", "1", "12", "20", "42", "60", "0"],  # TRACKED and OCCLUDED
+        ["3", "0", "0", "0", "16", "20", "46", "60", "0"],  # INTERPOLATED: not a keyframe
+        ["4", "0", "0", "1", "20", "20", "50", "60", "0"],
+        ["5", "1", "0", "1", "20", "20", "50", "60", "0"],  # ABSENT: outside, repeating the last box
+        ["7", "0", "0", "1", "30.5", "20", "60.5", "60.25", "0"],
+        ["8", "1", "0", "1", "30.5", "20", "60.5", "60.25", "0"],  # the track ends after its last box
+    ]
+    person_boxes = [(box.attrib["frame"], box.attrib["outside"]) for box in tracks[1]]
+    assert person_boxes == [("8", "0"), ("9", "0")]  # last box on the last frame: no outside box after it
 
 
 def test_write_track_result_opens_as_a_project(tmp_path):
