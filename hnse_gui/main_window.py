@@ -20,25 +20,20 @@ a non-blocking dialog and the status bar; the window stays usable.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 from PyQt5 import QtCore, QtGui, QtWidgets
 
 from hnse_gui import commands, dialogs
 from hnse_gui.autosave import Autosaver, recovery_candidate
-from hnse_gui.document import Change, Document, Flag, Origin, TrackSlice
-from hnse_gui.frame_view import BoxShape, FrameView
-from hnse_gui.inspect_panel import InspectPanel
+from hnse_gui.document import Document, Flag, Origin, TrackSlice
 from hnse_gui.playback import Playback
-from hnse_gui.score_plot import VARIANT_COLOURS, ScorePlot
 from hnse_gui.session import Session
 from hnse_gui.store import export_boxes_txt, export_mot_csv, load_project, save_project
-from hnse_gui.timeline import Timeline, runs_of
-from hnse_gui.track_list import TrackList
+from hnse_gui.timeline import runs_of
+from hnse_gui.views import Views
 from hnse_gui.worker import FrameStep, RunEnd, RunRequest, TrackingThread, VariantSpec
 from model.errors import HNSEError, InputError
 from model.result import TrackResult
@@ -63,10 +58,6 @@ class _ActiveRun:
     before: TrackSlice
 
 
-def bgr_to_rgb(frame: np.ndarray) -> np.ndarray:
-    return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-
-
 class MainWindow(QtWidgets.QMainWindow):
     """HNSE Studio's window. ``variants`` are the model variants tracked side by side
     (the first one's boxes become the track's); ``settings`` keeps the user's preferences;
@@ -86,8 +77,6 @@ class MainWindow(QtWidgets.QMainWindow):
         self.last_error = ""
         self._active_run: _ActiveRun | None = None
         self._run_counter = 0
-        self._redraw_pending = False
-        self._tracks_changed = False
         self._draw_target: int | None = None  # None: the next drawn box starts a new track
 
         self.undo_stack = QtWidgets.QUndoStack(self)
@@ -100,7 +89,12 @@ class MainWindow(QtWidgets.QMainWindow):
         self.autosaver.failed.connect(self.show_error)
         self.autosaver.saved.connect(lambda path: self.statusBar().showMessage(f"autosaved to {path}", 3000))
         self.playback = Playback(self.session, lambda: self.tracking.busy, parent=self)
-        self.playback.frameChanged.connect(self._show_frame)
+        self.views = Views(self.session, self.variant_names, parent=self)
+        self.views.status.connect(self.statusBar().showMessage)
+        self.views.selectionChanged.connect(self._update_actions)
+        self.views.documentRedrawn.connect(self._update_title)
+        self.views.documentRedrawn.connect(self._update_actions)
+        self.playback.frameChanged.connect(self.views.show_frame)
         self.playback.playingChanged.connect(self._update_actions)
 
         self._build_views()
@@ -129,31 +123,20 @@ class MainWindow(QtWidgets.QMainWindow):
     # ================================================================ construction
 
     def _build_views(self) -> None:
-        self.frame_view = FrameView()
+        views = self.views
+        self.frame_view, self.inspect, self.timeline = views.frame_view, views.inspect, views.timeline
+        self.score_plot, self.track_list = views.score_plot, views.track_list
+        self.slider, self.frame_label = views.slider, views.frame_label
         self.frame_view.boxDrawn.connect(self._box_drawn)
         self.frame_view.boxEdited.connect(self._box_edited)
         self.frame_view.drawingChanged.connect(self._update_actions)
-        self.inspect = InspectPanel(self.variant_names)
-        self.inspect.changed.connect(self._redraw_frame_overlays)
-        self.timeline = Timeline()
         self.timeline.frameRequested.connect(self.set_frame)
-        self.timeline.trackRequested.connect(self.select_track)
-        self.score_plot = ScorePlot()
         self.score_plot.frameRequested.connect(self.set_frame)
-        self.track_list = TrackList()
-        self.track_list.trackSelected.connect(self.select_track)
+        self.slider.valueChanged.connect(self.set_frame)
         self.track_list.renameRequested.connect(self._rename_track)
         self.track_list.recolorRequested.connect(self._recolor_track)
         self.track_list.newRequested.connect(self.begin_new_box)
         self.track_list.deleteRequested.connect(self.delete_track)
-
-        self.slider = QtWidgets.QSlider(QtCore.Qt.Horizontal)
-        self.slider.setFocusPolicy(QtCore.Qt.NoFocus)
-        self.slider.setMinimum(0)
-        self.slider.valueChanged.connect(self.set_frame)
-        self.frame_label = QtWidgets.QLabel("no video")
-        self.frame_label.setMinimumWidth(150)
-        self.frame_label.setAlignment(QtCore.Qt.AlignRight | QtCore.Qt.AlignVCenter)
         self.transport = QtWidgets.QHBoxLayout()
         self.transport.setContentsMargins(4, 0, 4, 0)
 
@@ -253,7 +236,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.act_levels = a("Per-level maps", None, "L", checkable=True)
         self.act_candidates = a("Show candidates", None, "C", checkable=True)
         self.act_overlay = a("Cycle map overlay", self.inspect.cycle_overlay, "M")
-        self.act_reference = a("Show ground truth", self._redraw_frame_overlays, "G", checkable=True)
+        self.act_reference = a("Show ground truth", self.views.set_show_reference, "G", checkable=True)
         self.act_reference.setChecked(True)
         self.act_keep_maps = a("Keep maps in project", self._toggle_keep_maps, None, checkable=True)
         for action, box in ((self.act_final, self.inspect.final_box), (self.act_levels, self.inspect.levels_box),
@@ -443,7 +426,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.frame_view.cancel_drawing()
         self.playback.stop()
         if self.document is not None:
-            self.document.unsubscribe(self._document_changed)
+            self.document.unsubscribe(self.views.document_changed)
         if self.source is not None and self.source is not source:
             self.source.close()
         self.document, self.source, self.project_path = document, source, project
@@ -451,19 +434,13 @@ class MainWindow(QtWidgets.QMainWindow):
         document.primary_variant = self.variant_names[0]
         document.weights = {spec.name: spec.weights or "" for spec in self.variants}
         self.act_keep_maps.setChecked(document.keep_maps)
-        document.subscribe(self._document_changed)
+        document.subscribe(self.views.document_changed)
         self.undo_stack.clear()
         self.results.clear()
         self.autosaver.attach(document, project)
         self.tracking.open_source(str(source.path))
-        self.slider.blockSignals(True)
-        self.slider.setMaximum(document.frame_count - 1)
-        self.slider.blockSignals(False)
-        self.timeline.set_document(document)
-        self.score_plot.set_frame_count(document.frame_count)
         self.threshold_spin.setValue(document.review_threshold)  # a project keeps its own
-        self.score_plot.set_threshold(document.review_threshold)
-        self.track_list.set_document(document)
+        self.views.set_document(document)
         self.current_track = None
         first = next(iter(document.tracks), None)
         start = 0
@@ -630,28 +607,8 @@ class MainWindow(QtWidgets.QMainWindow):
     def step(self, delta: int) -> None:
         self.playback.step(delta)
 
-    def _show_frame(self, index: int) -> None:
-        try:
-            self.frame_view.set_frame(bgr_to_rgb(self.source[index]))
-        except HNSEError as error:
-            self.statusBar().showMessage(str(error), 8000)
-            self.frame_view.set_frame(np.zeros((*self.document.frame_size[::-1], 3), np.uint8))
-        self.slider.blockSignals(True)
-        self.slider.setValue(index)
-        self.slider.blockSignals(False)
-        self.score_plot.set_current_frame(index)
-        self.timeline.set_current(index, self.current_track)
-        self._redraw_frame_overlays()
-
     def select_track(self, track_id: int | None) -> None:
-        if track_id is not None and (self.document is None or track_id not in self.document.tracks):
-            track_id = None
-        self.current_track = track_id
-        self.track_list.refresh(track_id)
-        self.timeline.set_current(self.frame_index, track_id)
-        self._redraw_scores()
-        self._redraw_frame_overlays()
-        self._update_actions()
+        self.views.select_track(track_id)
 
     # ================================================================ edits (all undoable)
 
@@ -804,7 +761,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._load_models()  # queued before the run, so a run right after opening waits for them
         self.tracking.run(request)
         self._update_actions()
-        self._redraw_frame_overlays()
+        self.views.redraw_frame_overlays()
         return True
 
     def stop_tracking(self) -> None:
@@ -859,7 +816,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self.show_error(message)
         else:
             self.statusBar().showMessage(message, 8000)
-        self._redraw_document()  # now, not on the next turn: listeners of runFinished see the final views
+        self.views.redraw_document()  # now, not on the next turn: listeners of runFinished see the final views
         self.runFinished.emit(end)
 
     def _models_loaded(self, descriptions: list[str]) -> None:
@@ -868,116 +825,8 @@ class MainWindow(QtWidgets.QMainWindow):
 
     # ================================================================ drawing
 
-    def _document_changed(self, change: Change) -> None:
-        if change.kind in ("track_added", "track_removed", "track_style"):
-            self._tracks_changed = True
-        if not self._redraw_pending:
-            self._redraw_pending = True
-            QtCore.QTimer.singleShot(0, self._redraw_document)
-
-    def _redraw_document(self) -> None:
-        self._redraw_pending = False
-        if self.document is None:
-            return
-        if self._tracks_changed:
-            self._tracks_changed = False
-            if self.current_track not in self.document.tracks:
-                self.current_track = next(iter(self.document.tracks), None)
-            self.track_list.refresh(self.current_track)
-            self.timeline.updateGeometry()
-        self.timeline.set_current(self.frame_index, self.current_track)
-        self._redraw_scores()
-        self._redraw_frame_overlays()
-        self._update_title()
-        self._update_actions()
-
-    def _redraw_scores(self) -> None:
-        if self.document is None or self.current_track is None:
-            self.score_plot.set_scores({})
-            return
-        track = self.document.track(self.current_track)
-        self.score_plot.set_scores({name: track.variant_scores[name] for name in self.variant_names
-                                    if name in track.variant_scores})
-
     def current_results(self) -> dict[str, TrackResult | None]:
-        """Each variant's result on the current frame for the current track, when this
-        session tracked it (or the project kept its maps) and the frame still holds it."""
-        shown: dict[str, TrackResult | None] = {name: None for name in self.variant_names}
-        if self.document is None or self.current_track is None:
-            return shown
-        track = self.document.track(self.current_track)
-        cached = self.results.get((self.current_track, self.frame_index), {})
-        for name in self.variant_names:
-            boxes = track.variant_boxes.get(name)
-            if boxes is None or not np.isfinite(boxes[self.frame_index]).all():
-                continue  # undone or re-tracked since: the kept maps no longer belong here
-            if name in cached:
-                shown[name] = cached[name]
-            elif self.frame_index in self.document.maps.get(name, {}):
-                shown[name] = TrackResult(box=tuple(boxes[self.frame_index]),
-                                          score=float(track.variant_scores[name][self.frame_index]),
-                                          maps=self.document.maps[name][self.frame_index])
-        return shown
-
-    def _redraw_frame_overlays(self) -> None:
-        document, frame = self.document, self.frame_index
-        if document is None or frame < 0:
-            return
-        track_shapes, variant_shapes = [], []
-        if self.act_reference.isChecked() and self.reference_boxes is not None:
-            reference = self.reference_boxes[frame]
-            if np.isfinite(reference).all():
-                track_shapes.append(BoxShape(tuple(reference), (255, 255, 255), dashed=True, width=1.0))
-        editable = None
-        for track in document.tracks.values():
-            box = track.boxes[frame]
-            if not np.isfinite(box).all():
-                continue
-            if track.id == self.current_track and self._active_run is None:
-                editable = (tuple(box), track.color)
-            else:
-                width = 2.5 if track.id == self.current_track else 1.5
-                track_shapes.append(BoxShape(tuple(box), track.color, width=width))
-        if self.current_track is not None:
-            track = document.track(self.current_track)
-            for index, name in enumerate(self.variant_names):
-                boxes = track.variant_boxes.get(name)
-                if boxes is not None and np.isfinite(boxes[frame]).all():
-                    variant_shapes.append(BoxShape(tuple(boxes[frame]), VARIANT_COLOURS[index % len(VARIANT_COLOURS)],
-                                                   dashed=index > 0, width=1.5))
-        self.frame_view.set_track_boxes(track_shapes)
-        self.frame_view.set_variant_boxes(variant_shapes)
-        if editable is None:
-            self.frame_view.set_editable_box(None)
-        else:
-            self.frame_view.set_editable_box(*editable)
-        results = self.current_results()
-        self.inspect.grid.set_results(results)
-        chosen = results.get(self.inspect.variant)
-        self.frame_view.set_candidates(chosen.candidates if chosen is not None and self.inspect.show_candidates
-                                       else [])
-        overlay = self.inspect.overlay
-        if chosen is not None and overlay is not None and overlay in chosen.maps:
-            self.frame_view.set_overlay(chosen.maps[overlay], chosen.map_box)
-        else:
-            self.frame_view.set_overlay(None, None)
-        self._update_frame_label()
-
-    def _update_frame_label(self) -> None:
-        if self.document is None:
-            self.frame_label.setText("no video")
-            return
-        text = f"frame {self.frame_index + 1} / {self.document.frame_count}"
-        if self.current_track is not None:
-            state = self.document.get_frame_state(self.current_track, self.frame_index)
-            if state.origin != Origin.NONE:
-                text += f"  {state.origin.name.lower()}"
-            if math.isfinite(state.score):
-                text += f"  {state.score:.2f}"
-            for flag in Flag:
-                if state.flags & flag:
-                    text += f"  [{flag.name.lower().replace('_', ' ')}]"
-        self.frame_label.setText(text)
+        return self.views.current_results()
 
     def _update_title(self) -> None:
         if self.document is None:
