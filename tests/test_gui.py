@@ -446,7 +446,7 @@ def test_exports_write_the_documented_formats(window, tmp_path):
     window.act_export_mot.trigger()
     lines = text.read_text().splitlines()
     assert len(lines) == 120 and lines[0] == "205,151,17,50" and set(lines[1:]) == {"NaN,NaN,NaN,NaN"}
-    assert csv.read_text().splitlines() == ["1,1,205,151,17,50,1,-1,-1,-1"]
+    assert csv.read_text().splitlines() == ["1,1,205,151,17,50,1,1,1"]  # MOT17 ground-truth layout
 
 
 def test_a_video_file_opens_and_decodes_by_index(window, tmp_path):
