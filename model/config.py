@@ -64,8 +64,8 @@ class TrainConfig:
     trained ``ban_head``); the backbone follows ``unfreeze_epoch``. ``validation`` names
     whole training sequences held out of training, on which steps and tracking settings
     are chosen (``main.py tune --validation``); every ``validate_every`` steps (0: never)
-    training tracks them with the current weights and logs the success AUC
-    (``validation.csv``), from step 0 on.
+    training tracks them with the current weights, logs the success AUC
+    (``validation.csv``), from step 0 on, and keeps those weights (``weights_step<N>.pt``).
     """
 
     epochs: int = 20

@@ -211,7 +211,11 @@ def train(config: Config, out_dir: str | Path, base_dir: Path | None = None, max
     validation_log = out_dir / "validation.csv"
 
     def validate():
+        """Log the held-out AUC and keep the weights it was measured on
+        (``weights_step<N>.pt``), so the step can be chosen by the curve."""
         scores = validation_auc(net, config, validation)
+        save_checkpoint(out_dir / f"weights_step{step}.pt", net, config,
+                        {"steps": step, "validation_auc": scores, "seed": tcfg.seed})
         new_file = not validation_log.is_file()
         with open(validation_log, "a", newline="") as handle:
             writer = csv.writer(handle)

@@ -325,6 +325,9 @@ def test_validation_sequences_are_held_out_and_tracked_from_step_0(tmp_path):
     assert [int(r["step"]) for r in rows] == [0, 2, 4]
     assert set(rows[0]) == {"step", "overall", "held"}
     assert all(0.0 <= float(r["overall"]) <= 1.0 for r in rows)
+    kept = read_checkpoint(out / "weights_step2.pt")
+    assert kept["meta"]["steps"] == 2
+    assert kept["meta"]["validation_auc"]["overall"] == pytest.approx(float(rows[1]["overall"]), abs=1e-4)
     from model.data.pairs import build_sources
 
     sources = build_sources(load_config(config))
