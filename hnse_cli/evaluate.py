@@ -116,8 +116,9 @@ def _holdout_names(path: str) -> tuple[str, ...]:
     return config.train.validation
 
 
-def comparison_table(result: dict) -> str:
-    """Paired bootstrap (over sequences) of each tracker's success AUC against the first's."""
+def comparison_table(result: dict, most: int = 4) -> str:
+    """Paired bootstrap (over sequences) of success AUC differences: every pair among the
+    first ``most`` trackers (B - A for B listed after A), then each later one against the first."""
     from model.metrics import paired_bootstrap
 
     names = list(result["trackers"])
@@ -127,11 +128,13 @@ def comparison_table(result: dict) -> str:
     def aucs(name):
         return [s["success_auc"] for s in result["trackers"][name]["sequences"].values()]
 
-    lines = [f"success AUC against {names[0]} (paired bootstrap over sequences, 95%)"]
-    for name in names[1:]:
-        c = paired_bootstrap(aucs(names[0]), aucs(name))
-        lines.append(f"  {name}: {c['mean']:+.3f} [{c['low']:+.3f}, {c['high']:+.3f}]  "
-                     f"better on {c['wins']}/{c['n']}, worse on {c['losses']}/{c['n']}")
+    pairs = [(a, b) for i, a in enumerate(names[:most]) for b in names[i + 1:most]]
+    pairs += [(names[0], b) for b in names[most:]]
+    lines = ["success AUC differences B - A (paired bootstrap over sequences, 95% interval)"]
+    for a, b in pairs:
+        c = paired_bootstrap(aucs(a), aucs(b))
+        lines.append(f"  {b} - {a}: {c['mean']:+.3f} [{c['low']:+.3f}, {c['high']:+.3f}]  "
+                     f"B better on {c['wins']}/{c['n']}, worse on {c['losses']}/{c['n']}")
     return "\n".join(lines)
 
 

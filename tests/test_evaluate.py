@@ -159,3 +159,16 @@ def test_hnse_checkpoint_goes_through_the_same_harness(tmp_path):
     run = reports["hnse"].runs[0]
     assert run.tracker_calls == 4 and not np.isnan(run.boxes).any() and run.fps > 0
     assert np.all((run.scores >= 0) & (run.scores <= 1))
+
+
+def test_comparison_table_bootstraps_every_pair_of_the_first_trackers():
+    from hnse_cli.evaluate import comparison_table
+
+    def tracker(*aucs):
+        return {"sequences": {f"s{i}": {"success_auc": v} for i, v in enumerate(aucs)}}
+
+    result = {"trackers": {"A": tracker(0.5, 0.6, 0.7), "B": tracker(0.6, 0.7, 0.8), "C": tracker(0.5, 0.6, 0.7)}}
+    lines = comparison_table(result).splitlines()
+    assert lines[1].startswith("  B - A: +0.100 [+0.100, +0.100]") and "B better on 3/3" in lines[1]
+    assert lines[2].startswith("  C - A: +0.000") and lines[3].startswith("  C - B: -0.100")
+    assert comparison_table({"trackers": {"A": tracker(0.5)}}) == ""
