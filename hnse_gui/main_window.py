@@ -28,11 +28,11 @@ from PyQt5 import QtCore, QtGui, QtWidgets
 
 from hnse_gui import commands, dialogs
 from hnse_gui.autosave import Autosaver, recovery_candidate
+from hnse_gui.edits import Edits
 from hnse_gui.document import Document, Flag, Origin, TrackSlice
 from hnse_gui.playback import Playback
 from hnse_gui.session import Session
 from hnse_gui.store import export_boxes_txt, export_mot_csv, load_project, save_project
-from hnse_gui.timeline import runs_of
 from hnse_gui.views import Views
 from hnse_gui.worker import FrameStep, RunEnd, RunRequest, TrackingThread, VariantSpec
 from model.errors import HNSEError, InputError
@@ -75,9 +75,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.models_ready = False
         self.offer_recovery = True  # ask about recovery files when opening (off for scripted runs)
         self.last_error = ""
-        self._active_run: _ActiveRun | None = None
         self._run_counter = 0
-        self._draw_target: int | None = None  # None: the next drawn box starts a new track
 
         self.undo_stack = QtWidgets.QUndoStack(self)
         self.tracking = TrackingThread(torch_threads, parent=self)
@@ -95,6 +93,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self.views.documentRedrawn.connect(self._update_title)
         self.views.documentRedrawn.connect(self._update_actions)
         self.playback.frameChanged.connect(self.views.show_frame)
+        self.edits = Edits(self.session, self.undo_stack, self.views.frame_view, parent=self)
+        self.edits.status.connect(self.statusBar().showMessage)
+        self.edits.trackRequested.connect(self.views.select_track)
         self.playback.playingChanged.connect(self._update_actions)
 
         self._build_views()
@@ -127,16 +128,14 @@ class MainWindow(QtWidgets.QMainWindow):
         self.frame_view, self.inspect, self.timeline = views.frame_view, views.inspect, views.timeline
         self.score_plot, self.track_list = views.score_plot, views.track_list
         self.slider, self.frame_label = views.slider, views.frame_label
-        self.frame_view.boxDrawn.connect(self._box_drawn)
-        self.frame_view.boxEdited.connect(self._box_edited)
         self.frame_view.drawingChanged.connect(self._update_actions)
         self.timeline.frameRequested.connect(self.set_frame)
         self.score_plot.frameRequested.connect(self.set_frame)
         self.slider.valueChanged.connect(self.set_frame)
-        self.track_list.renameRequested.connect(self._rename_track)
-        self.track_list.recolorRequested.connect(self._recolor_track)
-        self.track_list.newRequested.connect(self.begin_new_box)
-        self.track_list.deleteRequested.connect(self.delete_track)
+        self.track_list.renameRequested.connect(self.edits.rename_track)
+        self.track_list.recolorRequested.connect(self.edits.recolor_track)
+        self.track_list.newRequested.connect(self.edits.begin_new_box)
+        self.track_list.deleteRequested.connect(self.edits.delete_track)
         self.transport = QtWidgets.QHBoxLayout()
         self.transport.setContentsMargins(4, 0, 4, 0)
 
@@ -191,31 +190,32 @@ class MainWindow(QtWidgets.QMainWindow):
         self.act_settings = a("Se&ttings…", self._settings_dialog, "Ctrl+,")
         self.act_quit = a("&Quit", self.close, std.Quit)
 
-        self.act_undo = a("&Undo", self.undo, std.Undo)
-        self.act_redo = a("&Redo", self.redo, ["Ctrl+Shift+Z", "Ctrl+Y"])
+        edit = self.edits
+        self.act_undo = a("&Undo", edit.undo, std.Undo)
+        self.act_redo = a("&Redo", edit.redo, ["Ctrl+Shift+Z", "Ctrl+Y"])
         self.undo_stack.indexChanged.connect(self._update_actions)
-        self.act_new_box = a("&New track (draw a box)", self.begin_new_box, "N",
+        self.act_new_box = a("&New track (draw a box)", edit.begin_new_box, "N",
                              "Drag on the frame to draw the first box of a new track")
-        self.act_draw_box = a("Draw &box for current track", self.begin_box_for_track, "B",
+        self.act_draw_box = a("Draw &box for current track", edit.begin_box_for_track, "B",
                               "Drag on the frame to give the current track a keyframe here")
-        self.act_keyframe = a("Make &keyframe here", self.make_keyframe, "K",
+        self.act_keyframe = a("Make &keyframe here", edit.make_keyframe, "K",
                               "Keep this frame's box (or the nearest earlier one) as a manual keyframe")
-        self.act_delete_track = a("&Delete track", lambda: self.delete_track(self.current_track), std.Delete)
-        self.act_interpolate = a("&Interpolate around current frame", self.interpolate_gap, "I",
+        self.act_delete_track = a("&Delete track", edit.delete_current_track, std.Delete)
+        self.act_interpolate = a("&Interpolate around current frame", edit.interpolate_gap, "I",
                                  "Fill the frames between the keyframes around the current frame")
-        self.act_interpolate_all = a("Interpolate all &empty gaps", self.interpolate_empty, "Shift+I",
+        self.act_interpolate_all = a("Interpolate all &empty gaps", edit.interpolate_empty, "Shift+I",
                                      "Fill every frame without a box that lies between two keyframes")
-        self.act_occluded = a("Flag &occluded", lambda: self.toggle_flag(Flag.OCCLUDED), "O")
-        self.act_absent = a("Flag &absent", lambda: self.toggle_flag(Flag.ABSENT), "A")
-        self.act_review = a("Flag needs &review", lambda: self.toggle_flag(Flag.NEEDS_REVIEW), "R")
+        self.act_occluded = a("Flag &occluded", lambda: edit.toggle_flag(Flag.OCCLUDED), "O")
+        self.act_absent = a("Flag &absent", lambda: edit.toggle_flag(Flag.ABSENT), "A")
+        self.act_review = a("Flag needs &review", lambda: edit.toggle_flag(Flag.NEEDS_REVIEW), "R")
 
         play = self.playback
         self.act_play = a("&Play / pause", play.toggle_play, "Space")
-        self.act_next = a("Next frame", lambda: self.step(1), "Right")
-        self.act_prev = a("Previous frame", lambda: self.step(-1), "Left")
-        self.act_next10 = a("Forward 10 frames", lambda: self.step(10), "Shift+Right")
-        self.act_prev10 = a("Back 10 frames", lambda: self.step(-10), "Shift+Left")
-        self.act_first = a("First frame", lambda: self.set_frame(0), "Home")
+        self.act_next = a("Next frame", lambda: play.step(1), "Right")
+        self.act_prev = a("Previous frame", lambda: play.step(-1), "Left")
+        self.act_next10 = a("Forward 10 frames", lambda: play.step(10), "Shift+Right")
+        self.act_prev10 = a("Back 10 frames", lambda: play.step(-10), "Shift+Left")
+        self.act_first = a("First frame", lambda: play.set_frame(0), "Home")
         self.act_last = a("Last frame", play.last, "End")
         self.act_goto = a("&Go to frame…", lambda: play.goto_dialog(self), "Ctrl+G")
         self.act_next_key = a("Next keyframe", lambda: play.jump_keyframe(1), "]")
@@ -419,9 +419,9 @@ class MainWindow(QtWidgets.QMainWindow):
         return document
 
     def _set_document(self, document: Document, source, project: Path | None, reference) -> None:
-        if self._active_run is not None:  # the old document goes, and its run with it
+        if self.session.run is not None:  # the old document goes, and its run with it
             self.tracking.stop()
-            self._active_run = None
+            self.session.run = None
             self.progress.setVisible(False)
         self.frame_view.cancel_drawing()
         self.playback.stop()
@@ -612,110 +612,8 @@ class MainWindow(QtWidgets.QMainWindow):
 
     # ================================================================ edits (all undoable)
 
-    def _editable(self) -> bool:
-        return self.document is not None and self._active_run is None
-
-    def undo(self) -> None:
-        if self._editable():
-            self.undo_stack.undo()
-
-    def redo(self) -> None:
-        if self._editable():
-            self.undo_stack.redo()
-
-    def begin_new_box(self) -> None:
-        """Next drag on the frame draws the first box of a new track."""
-        if self._editable():
-            self._draw_target = None
-            self.frame_view.begin_drawing()
-            self.statusBar().showMessage("drag on the frame to draw the new track's box (Esc cancels)", 5000)
-
-    def begin_box_for_track(self) -> None:
-        """Next drag on the frame draws the current track's box on this frame (a keyframe)."""
-        if self._editable() and self.current_track is not None:
-            self._draw_target = self.current_track
-            self.frame_view.begin_drawing()
-            self.statusBar().showMessage("drag on the frame to draw this track's box here (Esc cancels)", 5000)
-
-    def _box_drawn(self, box: tuple) -> None:
-        if not self._editable():
-            return
-        if self._draw_target is not None and self._draw_target in self.document.tracks:
-            self.undo_stack.push(commands.SetBoxCommand(self.document, self._draw_target, self.frame_index,
-                                                        self._clip(box)))
-            return
-        command = commands.NewTrackCommand(self.document, self.frame_index, self._clip(box))
-        self.undo_stack.push(command)
-        self.select_track(command.track_id)
-
-    def make_keyframe(self) -> None:
-        """Mark this frame's box MANUAL; a frame without a box gets the nearest earlier one."""
-        if not self._editable() or self.current_track is None:
-            return
-        boxes = self.document.track(self.current_track).boxes[: self.frame_index + 1]
-        present = np.flatnonzero(np.isfinite(boxes).all(axis=1))
-        if not len(present):
-            self.statusBar().showMessage("no box on or before this frame to keep", 5000)
-            return
-        self.undo_stack.push(commands.SetBoxCommand(self.document, self.current_track, self.frame_index,
-                                                    tuple(boxes[present[-1]])))
-
-    def _box_edited(self, box: tuple) -> None:
-        if not self._editable() or self.current_track is None:
-            return
-        self.undo_stack.push(commands.SetBoxCommand(self.document, self.current_track, self.frame_index,
-                                                    self._clip(box)))
-
-    def _clip(self, box: tuple) -> tuple:
-        """Keep a box's top-left corner on the frame; a box may extend past the edge."""
-        width, height = self.document.frame_size
-        x, y, w, h = box
-        return (min(max(x, -w + 1), width - 1), min(max(y, -h + 1), height - 1), w, h)
-
-    def delete_track(self, track_id: int | None) -> None:
-        if self._editable() and track_id is not None and track_id in self.document.tracks:
-            self.undo_stack.push(commands.DeleteTrackCommand(self.document, track_id))
-            self.select_track(next(iter(self.document.tracks), None))
-
-    def _rename_track(self, track_id: int, label: str) -> None:
-        if self._editable():
-            self.undo_stack.push(commands.RenameTrackCommand(self.document, track_id, label))
-
-    def _recolor_track(self, track_id: int, colour: tuple) -> None:
-        if self._editable():
-            self.undo_stack.push(commands.RecolorTrackCommand(self.document, track_id, colour))
-
     def toggle_flag(self, flag: Flag) -> None:
-        if self._editable() and self.current_track is not None:
-            self.undo_stack.push(commands.ToggleFlagCommand(self.document, self.current_track,
-                                                            self.frame_index, flag))
-
-    def interpolate_gap(self) -> None:
-        """Interpolate between the two keyframes around the current frame; on a keyframe,
-        the gap after it (before it, when it is the last one)."""
-        if not self._editable() or self.current_track is None:
-            return
-        keys = self.document.keyframes(self.current_track)
-        position = int(np.searchsorted(keys, self.frame_index, side="right"))  # keys[:position] <= frame
-        if position == len(keys) and position and keys[-1] == self.frame_index:
-            position -= 1
-        if not 0 < position < len(keys):
-            self.statusBar().showMessage("interpolation needs a keyframe before and after this frame", 5000)
-            return
-        self._interpolate([(int(keys[position - 1]) + 1, int(keys[position]))])
-
-    def interpolate_empty(self) -> None:
-        """Interpolate every run of frames that has no box at all."""
-        if self._editable() and self.current_track is not None:
-            self._interpolate(runs_of(self.document.track(self.current_track).origin == Origin.NONE))
-
-    def _interpolate(self, ranges: list[tuple[int, int]]) -> None:
-        ranges = [(a, b) for a, b in ranges if b > a]
-        if not ranges:
-            return
-        command = commands.InterpolateCommand(self.document, self.current_track, ranges)
-        self.undo_stack.push(command)
-        self.statusBar().showMessage(f"interpolated {command.written} frames", 4000)
+        self.edits.toggle_flag(flag)
 
     def _toggle_keep_maps(self, keep: bool) -> None:
         if self.document is not None:
@@ -731,7 +629,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def start_tracking(self, direction: int) -> bool:
         """Track the current track from the current frame, as many frames as the toolbar says."""
-        if not self._editable() or self.current_track is None or self.tracking.busy:
+        if not self.session.editable() or self.current_track is None or self.tracking.busy:
             return False
         box = self.document.get_frame_state(self.current_track, self.frame_index).box
         if box is None:
@@ -751,7 +649,7 @@ class MainWindow(QtWidgets.QMainWindow):
         request = RunRequest(run_id=self._run_counter, track_id=self.current_track, start_frame=self.frame_index,
                              start_box=box, direction=1 if direction > 0 else -1, max_frames=max_frames,
                              score_threshold=self.document.review_threshold, keyframes=keyframes)
-        self._active_run = _ActiveRun(request, self.document.get_range(self.current_track, low, high))
+        self.session.run = _ActiveRun(request, self.document.get_range(self.current_track, low, high))
         self.playback.stop()
         self.frame_view.cancel_drawing()
         self.progress.setRange(0, max_frames or 0)
@@ -767,11 +665,11 @@ class MainWindow(QtWidgets.QMainWindow):
     def stop_tracking(self) -> None:
         if self.frame_view.drawing:
             self.frame_view.cancel_drawing()
-        if self._active_run is not None:
+        if self.session.run is not None:
             self.tracking.stop()
 
     def _tracking_step(self, step: FrameStep) -> None:
-        run = self._active_run
+        run = self.session.run
         if run is None or step.run_id != run.request.run_id or self.document is None:
             return
         for name, result in step.results.items():
@@ -794,10 +692,10 @@ class MainWindow(QtWidgets.QMainWindow):
         self.set_frame(step.frame_index)
 
     def _tracking_finished(self, end: RunEnd) -> None:
-        run = self._active_run
+        run = self.session.run
         if run is None or end.run_id != run.request.run_id:
             return
-        self._active_run = None
+        self.session.run = None
         self.progress.setVisible(False)
         before = run.before
         if end.reason == "decode_failed" and before.start <= end.last_frame < before.stop:
@@ -838,7 +736,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _update_actions(self) -> None:
         has_document = self.document is not None
-        running = self._active_run is not None
+        running = self.session.run is not None
         has_track = has_document and self.current_track is not None
         editable = has_document and not running
         for action in (self.act_save, self.act_save_as, self.act_export_mot, self.act_new_box,
