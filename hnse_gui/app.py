@@ -81,7 +81,7 @@ class DemoRun(QtCore.QObject):
         self.window, self.frames, self.screenshot = window, frames, screenshot
         self.exit_code = 1
         window.runFinished.connect(self._finished)
-        window.tracking.worker.failed.connect(self._failed)
+        window.runs.tracking.worker.failed.connect(self._failed)
         QtCore.QTimer.singleShot(DEMO_TIMEOUT_S * 1000, self._timed_out)
 
     def start(self) -> None:

@@ -20,42 +20,27 @@ a non-blocking dialog and the status bar; the window stays usable.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PyQt5 import QtCore, QtGui, QtWidgets
 
-from hnse_gui import commands, dialogs
+from hnse_gui import dialogs
 from hnse_gui.autosave import Autosaver, recovery_candidate
 from hnse_gui.edits import Edits
-from hnse_gui.document import Document, Flag, Origin, TrackSlice
+from hnse_gui.document import Document, Flag, Origin
 from hnse_gui.playback import Playback
 from hnse_gui.session import Session
 from hnse_gui.store import export_boxes_txt, export_mot_csv, load_project, save_project
 from hnse_gui.views import Views
-from hnse_gui.worker import FrameStep, RunEnd, RunRequest, TrackingThread, VariantSpec
+from hnse_gui.runs import TrackingRuns
+from hnse_gui.worker import RunEnd, VariantSpec
 from model.errors import HNSEError, InputError
 from model.result import TrackResult
 
 PROJECT_SUFFIXES = (".h5", ".hdf5")
-RESULT_CACHE_FRAMES = 2000  # TrackResults kept for the heatmaps: ~40 kB per frame for two variants
 DEFAULT_AUTOSAVE_S = 30
 MODEL_LOAD_DELAY_MS = 300
-REASONS = {
-    "done": "tracked {n} frames",
-    "end_of_video": "reached the end of the video after {n} frames",
-    "stopped": "stopped after {n} frames",
-    "low_score": "stopped on frame {frame}: score below {threshold:.2f}, flagged for review",
-    "decode_failed": "stopped: frame {frame} cannot be decoded",
-    "error": "tracking failed",
-}
-
-
-@dataclass
-class _ActiveRun:
-    request: RunRequest
-    before: TrackSlice
 
 
 class MainWindow(QtWidgets.QMainWindow):
@@ -72,27 +57,27 @@ class MainWindow(QtWidgets.QMainWindow):
         self.variant_names = [spec.name for spec in self.variants]
         self.settings = settings
         self.session = Session()
-        self.models_ready = False
         self.offer_recovery = True  # ask about recovery files when opening (off for scripted runs)
         self.last_error = ""
-        self._run_counter = 0
 
         self.undo_stack = QtWidgets.QUndoStack(self)
-        self.tracking = TrackingThread(torch_threads, parent=self)
-        self.tracking.worker.stepped.connect(self._tracking_step)
-        self.tracking.worker.finished.connect(self._tracking_finished)
-        self.tracking.worker.failed.connect(self.show_error)
-        self.tracking.worker.modelsReady.connect(self._models_loaded)
+        self.runs = TrackingRuns(self.session, self.undo_stack, self.variants, torch_threads, parent=self)
+        self.runs.started.connect(self._run_started)
+        self.runs.ended.connect(self._run_ended)
+        self.runs.status.connect(self.statusBar().showMessage)
+        self.runs.failed.connect(self.show_error)
+        self.runs.mapsDropped.connect(self._maps_dropped)
         self.autosaver = Autosaver(recovery_dir, parent=self)
         self.autosaver.failed.connect(self.show_error)
         self.autosaver.saved.connect(lambda path: self.statusBar().showMessage(f"autosaved to {path}", 3000))
-        self.playback = Playback(self.session, lambda: self.tracking.busy, parent=self)
+        self.playback = Playback(self.session, lambda: self.runs.busy, parent=self)
         self.views = Views(self.session, self.variant_names, parent=self)
         self.views.status.connect(self.statusBar().showMessage)
         self.views.selectionChanged.connect(self._update_actions)
         self.views.documentRedrawn.connect(self._update_title)
         self.views.documentRedrawn.connect(self._update_actions)
         self.playback.frameChanged.connect(self.views.show_frame)
+        self.runs.tracked.connect(self.playback.set_frame)
         self.edits = Edits(self.session, self.undo_stack, self.views.frame_view, parent=self)
         self.edits.status.connect(self.statusBar().showMessage)
         self.edits.trackRequested.connect(self.views.select_track)
@@ -324,14 +309,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.transport.addWidget(self.frame_label)
 
     def _build_status_bar(self) -> None:
-        self.progress = QtWidgets.QProgressBar()
-        self.progress.setMaximumWidth(180)
-        self.progress.setVisible(False)
-        self.fps_label = QtWidgets.QLabel("")
-        self.model_label = QtWidgets.QLabel("models: loading…")
-        self.statusBar().addPermanentWidget(self.fps_label)
-        self.statusBar().addPermanentWidget(self.progress)
-        self.statusBar().addPermanentWidget(self.model_label)
+        for widget in (self.runs.fps_label, self.runs.progress, self.runs.model_label):
+            self.statusBar().addPermanentWidget(widget)
 
     # ================================================================ opening and saving
 
@@ -419,10 +398,7 @@ class MainWindow(QtWidgets.QMainWindow):
         return document
 
     def _set_document(self, document: Document, source, project: Path | None, reference) -> None:
-        if self.session.run is not None:  # the old document goes, and its run with it
-            self.tracking.stop()
-            self.session.run = None
-            self.progress.setVisible(False)
+        self.runs.drop()  # the old document goes, and its run with it
         self.frame_view.cancel_drawing()
         self.playback.stop()
         if self.document is not None:
@@ -438,7 +414,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.undo_stack.clear()
         self.results.clear()
         self.autosaver.attach(document, project)
-        self.tracking.open_source(str(source.path))
+        self.runs.open_source(str(source.path))
         self.threshold_spin.setValue(document.review_threshold)  # a project keeps its own
         self.views.set_document(document)
         self.current_track = None
@@ -450,14 +426,10 @@ class MainWindow(QtWidgets.QMainWindow):
         self.frame_index = -1
         self.select_track(first)
         self.set_frame(start)
-        if not self.models_ready:
+        if not self.runs.models_ready:
             # torch and the weights load in the worker thread, but importing torch holds the
             # interpreter's lock for long stretches: start once the first frame is painted
-            QtCore.QTimer.singleShot(MODEL_LOAD_DELAY_MS, self._load_models)  # bound: dropped if the window goes
-
-    def _load_models(self) -> None:
-        if not self.models_ready:
-            self.tracking.load_models(self.variants)
+            QtCore.QTimer.singleShot(MODEL_LOAD_DELAY_MS, self.runs.load_models)  # bound: dropped if the window goes
 
     def save(self) -> bool:
         if self.document is None:
@@ -629,97 +601,27 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def start_tracking(self, direction: int) -> bool:
         """Track the current track from the current frame, as many frames as the toolbar says."""
-        if not self.session.editable() or self.current_track is None or self.tracking.busy:
-            return False
-        box = self.document.get_frame_state(self.current_track, self.frame_index).box
-        if box is None:
-            self.statusBar().showMessage("the current track has no box on this frame to start from", 5000)
-            return False
-        max_frames = self.frames_spin.value() or None
-        count = self.document.frame_count
-        if direction > 0:
-            low, high = self.frame_index, count if max_frames is None else min(count, self.frame_index + max_frames + 1)
-        else:
-            low, high = 0 if max_frames is None else max(0, self.frame_index - max_frames), self.frame_index + 1
-        track = self.document.track(self.current_track)
-        keyframes = {int(f): tuple(float(v) for v in track.boxes[f])
-                     for f in self.document.keyframes(self.current_track)
-                     if low <= f < high and f != self.frame_index and np.isfinite(track.boxes[f]).all()}
-        self._run_counter += 1
-        request = RunRequest(run_id=self._run_counter, track_id=self.current_track, start_frame=self.frame_index,
-                             start_box=box, direction=1 if direction > 0 else -1, max_frames=max_frames,
-                             score_threshold=self.document.review_threshold, keyframes=keyframes)
-        self.session.run = _ActiveRun(request, self.document.get_range(self.current_track, low, high))
-        self.playback.stop()
-        self.frame_view.cancel_drawing()
-        self.progress.setRange(0, max_frames or 0)
-        self.progress.setValue(0)
-        self.progress.setVisible(True)
-        self.fps_label.setText("starting…" if self.models_ready else "loading models…")
-        self._load_models()  # queued before the run, so a run right after opening waits for them
-        self.tracking.run(request)
-        self._update_actions()
-        self.views.redraw_frame_overlays()
-        return True
+        return self.runs.start(direction, self.frames_spin.value() or None)
 
     def stop_tracking(self) -> None:
+        """Esc: leave "new box" mode, and stop the run in progress."""
         if self.frame_view.drawing:
             self.frame_view.cancel_drawing()
-        if self.session.run is not None:
-            self.tracking.stop()
+        self.runs.stop()
 
-    def _tracking_step(self, step: FrameStep) -> None:
-        run = self.session.run
-        if run is None or step.run_id != run.request.run_id or self.document is None:
-            return
-        for name, result in step.results.items():
-            try:
-                self.document.apply_tracking(step.track_id, step.frame_index, result.box, result.score, name)
-            except InputError as error:  # a degenerate box: keep the run going, say so
-                self.statusBar().showMessage(f"frame {step.frame_index + 1}: {error}", 4000)
-            if result.maps and self.document.keep_maps:
-                try:
-                    self.document.store_maps(name, step.frame_index, result.maps)
-                except ValueError as error:  # maps of another shape than those kept (other weights)
-                    self.act_keep_maps.setChecked(False)
-                    self.document.keep_maps = False
-                    self.show_error(f"maps are no longer kept: {error}")
-        self.results[(step.track_id, step.frame_index)] = step.results
-        while len(self.results) > RESULT_CACHE_FRAMES:
-            self.results.popitem(last=False)
-        self.fps_label.setText(f"{step.frames_done} frames, {step.fps:.2g} fps")
-        self.progress.setValue(step.frames_done)
-        self.set_frame(step.frame_index)
+    def _run_started(self) -> None:
+        self.playback.stop()
+        self.frame_view.cancel_drawing()
+        self._update_actions()
+        self.views.redraw_frame_overlays()
 
-    def _tracking_finished(self, end: RunEnd) -> None:
-        run = self.session.run
-        if run is None or end.run_id != run.request.run_id:
-            return
-        self.session.run = None
-        self.progress.setVisible(False)
-        before = run.before
-        if end.reason == "decode_failed" and before.start <= end.last_frame < before.stop:
-            flags = Flag(int(self.document.track(end.track_id).flags[end.last_frame]))
-            self.document.set_flags(end.track_id, end.last_frame, flags | Flag.DECODE_FAILED)
-        after = self.document.get_range(end.track_id, before.start, before.stop)
-        if _slices_differ(before, after):
-            direction = "forward" if run.request.direction > 0 else "backward"
-            self.undo_stack.push(commands.TrackingRunCommand(
-                self.document, end.track_id, before, f"Track {direction} {end.frames_done} frames"))
-        message = REASONS[end.reason].format(n=end.frames_done, frame=end.last_frame + 1,
-                                             threshold=run.request.score_threshold)
-        if end.message:
-            message = f"{message}: {end.message}"
-        if end.reason in ("error", "decode_failed"):
-            self.show_error(message)
-        else:
-            self.statusBar().showMessage(message, 8000)
+    def _run_ended(self, end: RunEnd) -> None:
         self.views.redraw_document()  # now, not on the next turn: listeners of runFinished see the final views
         self.runFinished.emit(end)
 
-    def _models_loaded(self, descriptions: list[str]) -> None:
-        self.models_ready = True
-        self.model_label.setText(" · ".join(descriptions))
+    def _maps_dropped(self, message: str) -> None:
+        self.act_keep_maps.setChecked(False)
+        self.show_error(message)
 
     # ================================================================ drawing
 
@@ -771,18 +673,7 @@ class MainWindow(QtWidgets.QMainWindow):
             return
         self.playback.stop()
         self.autosaver.attach(None, None)
-        self.tracking.shutdown()
+        self.runs.shutdown()
         if self.source is not None:
             self.source.close()
         event.accept()
-
-
-def _slices_differ(a: TrackSlice, b: TrackSlice) -> bool:
-    def same(x, y):
-        return np.array_equal(x, y, equal_nan=True)
-
-    return not (same(a.boxes, b.boxes) and same(a.origin, b.origin) and same(a.flags, b.flags)
-                and same(a.scores, b.scores)
-                and set(a.variant_scores) == set(b.variant_scores)
-                and all(same(a.variant_scores[k], b.variant_scores[k]) for k in a.variant_scores)
-                and all(same(a.variant_boxes[k], b.variant_boxes[k]) for k in a.variant_boxes))

@@ -522,5 +522,5 @@ def test_shipped_weights_load_and_track(qtbot, tmp_path):
     assert end.reason == "done"
     for spec in variants:
         if Path(spec.weights).is_file():
-            assert Path(spec.weights).name in window.model_label.text()
+            assert Path(spec.weights).name in window.runs.model_label.text()
             assert window.document.weights[spec.name] == spec.weights
