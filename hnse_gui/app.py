@@ -90,7 +90,7 @@ class DemoRun(QtCore.QObject):
             self._failed("the demo needs a sequence with a first box")
             return
         window.document.autosave.enabled = False  # a demo's run is not work to keep
-        window.autosaver.restart()
+        window.files.autosaver.restart()
         window.inspect.overlay_variant.setCurrentIndex(0)
         window.threshold_spin.setValue(0.0)  # the demo runs its N frames whatever the score
         window.frames_spin.setValue(self.frames)
@@ -194,7 +194,7 @@ def main(path: str | None = None, demo_frames: int | None = None, screenshot: st
                 else QtCore.QSettings())
     variants = default_variants(Path(weights_dir) if weights_dir else WEIGHTS)
     window = MainWindow(variants, settings, recovery_dir(), torch_threads=torch_threads)
-    window.offer_recovery = demo_frames is None
+    window.files.offer_recovery = demo_frames is None
     if demo_frames is None:
         report_unexpected_errors(window)
     window.show()

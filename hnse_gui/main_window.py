@@ -26,20 +26,16 @@ import numpy as np
 from PyQt5 import QtCore, QtGui, QtWidgets
 
 from hnse_gui import dialogs
-from hnse_gui.autosave import Autosaver, recovery_candidate
 from hnse_gui.edits import Edits
-from hnse_gui.document import Document, Flag, Origin
+from hnse_gui.document import Document, Flag
 from hnse_gui.playback import Playback
+from hnse_gui.project import PROJECT_SUFFIXES, ProjectFiles  # noqa: F401 (hnse_cli.gui takes PROJECT_SUFFIXES from here)
 from hnse_gui.session import Session
-from hnse_gui.store import export_boxes_txt, export_mot_csv, load_project, save_project
 from hnse_gui.views import Views
 from hnse_gui.runs import TrackingRuns
 from hnse_gui.worker import RunEnd, VariantSpec
-from model.errors import HNSEError, InputError
 from model.result import TrackResult
 
-PROJECT_SUFFIXES = (".h5", ".hdf5")
-DEFAULT_AUTOSAVE_S = 30
 MODEL_LOAD_DELAY_MS = 300
 
 
@@ -57,7 +53,6 @@ class MainWindow(QtWidgets.QMainWindow):
         self.variant_names = [spec.name for spec in self.variants]
         self.settings = settings
         self.session = Session()
-        self.offer_recovery = True  # ask about recovery files when opening (off for scripted runs)
         self.last_error = ""
 
         self.undo_stack = QtWidgets.QUndoStack(self)
@@ -67,14 +62,16 @@ class MainWindow(QtWidgets.QMainWindow):
         self.runs.status.connect(self.statusBar().showMessage)
         self.runs.failed.connect(self.show_error)
         self.runs.mapsDropped.connect(self._maps_dropped)
-        self.autosaver = Autosaver(recovery_dir, parent=self)
-        self.autosaver.failed.connect(self.show_error)
-        self.autosaver.saved.connect(lambda path: self.statusBar().showMessage(f"autosaved to {path}", 3000))
+        self.files = ProjectFiles(self.session, settings, recovery_dir, self, lambda: self.threshold_spin.value())
+        self.files.opened.connect(self._set_document)
+        self.files.saved.connect(self.undo_stack.setClean)
+        self.files.status.connect(self.statusBar().showMessage)
+        self.files.failed.connect(self.show_error)
         self.playback = Playback(self.session, lambda: self.runs.busy, parent=self)
         self.views = Views(self.session, self.variant_names, parent=self)
         self.views.status.connect(self.statusBar().showMessage)
         self.views.selectionChanged.connect(self._update_actions)
-        self.views.documentRedrawn.connect(self._update_title)
+        self.views.documentRedrawn.connect(self.files.update_title)
         self.views.documentRedrawn.connect(self._update_actions)
         self.playback.frameChanged.connect(self.views.show_frame)
         self.runs.tracked.connect(self.playback.set_frame)
@@ -89,7 +86,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._build_status_bar()
         self.setAcceptDrops(True)
         self.resize(1440, 900)
-        self._update_title()
+        self.files.update_title()
         self._update_actions()
 
     # the session's state, under the names the rest of the window still uses
@@ -165,14 +162,15 @@ class MainWindow(QtWidgets.QMainWindow):
     def _build_actions(self) -> None:
         a = self._action
         std = QtGui.QKeySequence
-        self.act_open = a("&Open video, folder or sequence…", self._open_media_dialog, std.Open)
-        self.act_open_project = a("Open &project…", self._open_project_dialog, "Ctrl+Shift+O")
-        self.act_save = a("&Save project", self.save, std.Save)
-        self.act_save_as = a("Save project &as…", self.save_as, "Ctrl+Shift+S")
-        self.act_export_txt = a("Export track as &text…", self._export_txt, "Ctrl+E",
+        files = self.files
+        self.act_open = a("&Open video, folder or sequence…", files.open_media_dialog, std.Open)
+        self.act_open_project = a("Open &project…", files.open_project_dialog, "Ctrl+Shift+O")
+        self.act_save = a("&Save project", files.save, std.Save)
+        self.act_save_as = a("Save project &as…", files.save_as, "Ctrl+Shift+S")
+        self.act_export_txt = a("Export track as &text…", files.export_txt, "Ctrl+E",
                                 "Export the current track's boxes, one x,y,w,h line per frame")
-        self.act_export_mot = a("Export all as &MOT CSV…", self._export_mot, "Ctrl+Shift+E")
-        self.act_settings = a("Se&ttings…", self._settings_dialog, "Ctrl+,")
+        self.act_export_mot = a("Export all as &MOT CSV…", files.export_mot, "Ctrl+Shift+E")
+        self.act_settings = a("Se&ttings…", files.settings_dialog, "Ctrl+,")
         self.act_quit = a("&Quit", self.close, std.Quit)
 
         edit = self.edits
@@ -316,86 +314,11 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def open_path(self, path: str | Path) -> bool:
         """Open a project file (.h5) or a video / image folder / sequence folder."""
-        path = Path(path)
-        if path.suffix.lower() in PROJECT_SUFFIXES:
-            return self.open_project(path)
-        return self.open_media(path)
+        return self.files.open_path(path)
 
     def open_media(self, path: str | Path) -> bool:
-        """Start a new document on a video file, an image folder or a benchmark sequence folder.
-
-        A sequence folder's ground truth is kept as a reference drawn on the frames, and
-        the first track starts from its first box.
-        """
-        path = Path(path)
-        if not self.maybe_save():
-            return False
-        try:
-            source, reference, name = self._open_source(path)
-        except HNSEError as error:
-            self.show_error(str(error))
-            return False
-        document = Document(str(path), len(source), source.frame_size)
-        document.autosave.interval_s = int(self.settings.value("autosave/interval_s", DEFAULT_AUTOSAVE_S))
-        document.autosave.enabled = document.autosave.interval_s > 0
-        document.review_threshold = self.threshold_spin.value()
-        if reference is not None:
-            present = np.flatnonzero(np.isfinite(reference).all(axis=1))
-            if len(present):
-                track = document.add_track(name)
-                document.set_box(track.id, int(present[0]), tuple(reference[present[0]]), Origin.MANUAL)
-        document.mark_saved()  # what the file holds is not the user's work yet
-        recovered = self._offer_recovery(None, path)
-        if recovered is not None:
-            document = recovered
-        self._set_document(document, source, None, reference)
-        return True
-
-    def _open_source(self, path: Path):
-        """(frame source, ground-truth boxes or None, name) for a media path."""
-        from model.data.sequences import read_sequence
-        from model.data.sources import open_frames
-
-        if path.is_dir() and ((path / "groundtruth.txt").is_file() or (path / "groundtruth_rect.txt").is_file()):
-            sequence = read_sequence(path)
-            return sequence.frames, sequence.boxes, sequence.name
-        source = open_frames(path)
-        source.frame_size  # decodes frame 0: a video whose first frame is unreadable fails here
-        return source, None, path.stem or path.name
-
-    def open_project(self, path: str | Path) -> bool:
-        path = Path(path)
-        if not self.maybe_save():
-            return False
-        try:
-            document = load_project(path)
-            video = Path(document.video_path)
-            if not video.is_absolute() and not video.exists():
-                video = path.parent / video
-            source, reference, _name = self._open_source(video)
-            if len(source) != document.frame_count:
-                raise InputError(f"{path}: the project has {document.frame_count} frames but {video} "
-                                 f"has {len(source)}")
-        except HNSEError as error:
-            self.show_error(str(error))
-            return False
-        recovered = self._offer_recovery(path, video)
-        self._set_document(recovered or document, source, path, reference)
-        return True
-
-    def _offer_recovery(self, project: Path | None, video: Path) -> Document | None:
-        if not self.offer_recovery:
-            return None
-        candidate = recovery_candidate(project, video, self.autosaver.fallback_dir)
-        if candidate is None or not self.ask_recover(candidate):
-            return None
-        try:
-            document = load_project(candidate)
-        except HNSEError as error:
-            self.show_error(f"recovery failed: {error}")
-            return None
-        document.saved_revision = -1  # recovered work is not saved anywhere the user chose
-        return document
+        """Start a new document on a video file, an image folder or a benchmark sequence folder."""
+        return self.files.open_media(path)
 
     def _set_document(self, document: Document, source, project: Path | None, reference) -> None:
         self.runs.drop()  # the old document goes, and its run with it
@@ -413,7 +336,7 @@ class MainWindow(QtWidgets.QMainWindow):
         document.subscribe(self.views.document_changed)
         self.undo_stack.clear()
         self.results.clear()
-        self.autosaver.attach(document, project)
+        self.files.autosaver.attach(document, project)
         self.runs.open_source(str(source.path))
         self.threshold_spin.setValue(document.review_threshold)  # a project keeps its own
         self.views.set_document(document)
@@ -431,70 +354,6 @@ class MainWindow(QtWidgets.QMainWindow):
             # interpreter's lock for long stretches: start once the first frame is painted
             QtCore.QTimer.singleShot(MODEL_LOAD_DELAY_MS, self.runs.load_models)  # bound: dropped if the window goes
 
-    def save(self) -> bool:
-        if self.document is None:
-            return False
-        if self.project_path is None:
-            return self.save_as()
-        return self._save_to(self.project_path)
-
-    def save_as(self) -> bool:
-        if self.document is None:
-            return False
-        path = self.ask_save_path("Save project", "HNSE project (*.h5)",
-                                  self.document.video_path.rstrip("/") + ".h5")
-        if not path:
-            return False
-        path = Path(path)
-        if path.suffix.lower() not in PROJECT_SUFFIXES:
-            path = path.with_suffix(".h5")
-        return self._save_to(path)
-
-    def _save_to(self, path: Path) -> bool:
-        try:
-            save_project(self.document, path)
-        except (HNSEError, OSError, ValueError) as error:
-            self.show_error(f"{path}: cannot save ({error})")
-            return False
-        self.autosaver.discard()  # the recovery file of the previous name is stale now
-        self.project_path = path
-        self.autosaver.attach(self.document, path)
-        self.autosaver.discard()
-        self.undo_stack.setClean()
-        self.statusBar().showMessage(f"saved {path}", 4000)
-        self._update_title()
-        return True
-
-    def maybe_save(self) -> bool:
-        """Ask before dropping unsaved changes; False when the user cancels."""
-        if self.document is None or not self.document.dirty:
-            return True
-        answer = self.ask_save_changes()
-        if answer == QtWidgets.QMessageBox.Save:
-            return self.save()
-        if answer == QtWidgets.QMessageBox.Discard:
-            self.autosaver.discard()
-            return True
-        return False
-
-    # --- questions, one method each so that tests can answer them ---------------------------
-
-    def ask_save_changes(self) -> int:
-        return QtWidgets.QMessageBox.question(
-            self, "Unsaved changes", "The annotations have unsaved changes. Save them?",
-            QtWidgets.QMessageBox.Save | QtWidgets.QMessageBox.Discard | QtWidgets.QMessageBox.Cancel,
-            QtWidgets.QMessageBox.Save)
-
-    def ask_recover(self, path: Path) -> bool:
-        stamp = QtCore.QDateTime.fromSecsSinceEpoch(int(path.stat().st_mtime)).toString()
-        answer = QtWidgets.QMessageBox.question(
-            self, "Recover unsaved work", f"Unsaved work from {stamp} was found in\n{path}\n\nRecover it?",
-            QtWidgets.QMessageBox.Yes | QtWidgets.QMessageBox.No, QtWidgets.QMessageBox.Yes)
-        return answer == QtWidgets.QMessageBox.Yes
-
-    def ask_save_path(self, title: str, filters: str, suggestion: str = "") -> str:
-        return QtWidgets.QFileDialog.getSaveFileName(self, title, suggestion, filters)[0]
-
     def show_error(self, message: str) -> None:
         """Tell the user without blocking: the status bar and a window-modal dialog."""
         self.last_error = message
@@ -503,59 +362,6 @@ class MainWindow(QtWidgets.QMainWindow):
                                     QtWidgets.QMessageBox.Ok, self)
         box.setAttribute(QtCore.Qt.WA_DeleteOnClose)
         box.open()
-
-    # --- dialogs -----------------------------------------------------------------------------
-
-    def _open_media_dialog(self) -> None:
-        path, _ = QtWidgets.QFileDialog.getOpenFileName(
-            self, "Open video", "", "Videos (*.mp4 *.avi *.mov *.mkv *.webm *.mpg);;All files (*)")
-        if not path:
-            path = QtWidgets.QFileDialog.getExistingDirectory(self, "…or open an image / sequence folder")
-        if path:
-            self.open_media(path)
-
-    def _open_project_dialog(self) -> None:
-        path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Open project", "", "HNSE project (*.h5 *.hdf5)")
-        if path:
-            self.open_project(path)
-
-    def _export_txt(self) -> None:
-        if self.document is None or self.current_track is None:
-            return
-        path = self.ask_save_path("Export boxes", "Text (*.txt)", f"{self.document.video_path.rstrip('/')}.txt")
-        if path:
-            self._export(lambda: export_boxes_txt(self.document, self.current_track, path), path)
-
-    def _export_mot(self) -> None:
-        if self.document is None:
-            return
-        path = self.ask_save_path("Export MOT CSV", "CSV (*.csv *.txt)", f"{self.document.video_path.rstrip('/')}.csv")
-        if path:
-            self._export(lambda: export_mot_csv(self.document, path), path)
-
-    def _export(self, write, path: str) -> None:
-        try:
-            write()
-        except (HNSEError, OSError) as error:
-            self.show_error(f"{path}: cannot export ({error})")
-            return
-        self.statusBar().showMessage(f"exported {path}", 4000)
-
-    def _settings_dialog(self) -> None:
-        current = self.document.autosave if self.document else None
-        seconds = (current.interval_s if current and current.enabled
-                   else int(self.settings.value("autosave/interval_s", DEFAULT_AUTOSAVE_S)))
-        chosen = dialogs.ask_autosave_interval(self, seconds)
-        if chosen is not None:
-            self.set_autosave_interval(chosen)
-
-    def set_autosave_interval(self, seconds: int) -> None:
-        """Autosave every ``seconds`` (0: never), for this document and the next ones."""
-        self.settings.setValue("autosave/interval_s", int(seconds))
-        if self.document is not None:
-            self.document.autosave.interval_s = int(seconds) if seconds > 0 else self.document.autosave.interval_s
-            self.document.autosave.enabled = seconds > 0
-            self.autosaver.restart()
 
     def show_help(self) -> None:
         self.help_dialog = dialogs.ShortcutsDialog(self.menus, self)
@@ -628,14 +434,6 @@ class MainWindow(QtWidgets.QMainWindow):
     def current_results(self) -> dict[str, TrackResult | None]:
         return self.views.current_results()
 
-    def _update_title(self) -> None:
-        if self.document is None:
-            self.setWindowTitle("HNSE Studio")
-            return
-        name = self.project_path.name if self.project_path else f"{Path(self.document.video_path).name} (unsaved)"
-        self.setWindowTitle(f"{name}[*] — HNSE Studio")
-        self.setWindowModified(self.document.dirty)
-
     def _update_actions(self) -> None:
         has_document = self.document is not None
         running = self.session.run is not None
@@ -668,11 +466,11 @@ class MainWindow(QtWidgets.QMainWindow):
             self.open_path(paths[0])
 
     def closeEvent(self, event: QtGui.QCloseEvent) -> None:
-        if not self.maybe_save():
+        if not self.files.maybe_save():
             event.ignore()
             return
         self.playback.stop()
-        self.autosaver.attach(None, None)
+        self.files.autosaver.attach(None, None)
         self.runs.shutdown()
         if self.source is not None:
             self.source.close()

@@ -46,8 +46,8 @@ def make_window(qtbot, tmp_path):
         settings = QtCore.QSettings(str(tmp_path / "settings.ini"), QtCore.QSettings.IniFormat)
         settings.setValue("autosave/interval_s", autosave_s)
         window = MainWindow(VARIANTS, settings, tmp_path / "recovery", torch_threads=1)
-        window.ask_save_changes = lambda: QtWidgets.QMessageBox.Discard
-        window.ask_recover = lambda path: False
+        window.files.ask_save_changes = lambda: QtWidgets.QMessageBox.Discard
+        window.files.ask_recover = lambda path: False
         windows.append(window)
         window.show()
         qtbot.waitExposed(window)
@@ -58,7 +58,7 @@ def make_window(qtbot, tmp_path):
     # now, in one piece: left to Python's garbage collector, items could go before a
     # scene that still has an update queued, and Qt would call into a destroyed item.
     for window in windows:
-        window.ask_save_changes = lambda: QtWidgets.QMessageBox.Discard
+        window.files.ask_save_changes = lambda: QtWidgets.QMessageBox.Discard
         window.close()
         window.deleteLater()
     QtWidgets.QApplication.sendPostedEvents(None, QtCore.QEvent.DeferredDelete)
@@ -221,7 +221,7 @@ def test_annotate_track_correct_undo_save_reopen(qtbot, window, tmp_path):
 
     # save, reopen in a new window, compare every field
     path = tmp_path / "crossing.h5"
-    window.ask_save_path = lambda *args: str(path)
+    window.files.ask_save_path = lambda *args: str(path)
     window.act_save.trigger()
     assert path.is_file() and not document.dirty and window.project_path == path
     saved = document
@@ -404,7 +404,7 @@ def test_autosave_and_recovery(qtbot, make_window, tmp_path):
         shutil.copy(CROSSING / "img" / name, folder / name)
     window = make_window(autosave_s=1)
     assert window.open_media(folder)
-    assert window.autosaver.interval_ms == 1000
+    assert window.files.autosaver.interval_ms == 1000
     window.act_new_box.trigger()
     drag(window, (50, 60), (90, 120))
     recovery = tmp_path / "clip.recovery.h5"
@@ -415,16 +415,16 @@ def test_autosave_and_recovery(qtbot, make_window, tmp_path):
     # a second session finds the recovery file and offers it
     second = make_window()
     offered = []
-    second.ask_recover = lambda path: offered.append(path) or True
+    second.files.ask_recover = lambda path: offered.append(path) or True
     assert second.open_media(folder)
     assert offered == [recovery]
     np.testing.assert_array_equal(second.document.track(1).boxes, kept)
     assert second.document.dirty
 
     # closing with unsaved changes asks; Cancel keeps the window open
-    second.ask_save_changes = lambda: QtWidgets.QMessageBox.Cancel
+    second.files.ask_save_changes = lambda: QtWidgets.QMessageBox.Cancel
     assert not second.close() and second.isVisible()
-    second.ask_save_changes = lambda: QtWidgets.QMessageBox.Discard
+    second.files.ask_save_changes = lambda: QtWidgets.QMessageBox.Discard
     assert second.close()
     assert not recovery.exists()  # discarded work leaves no recovery file
 
@@ -441,7 +441,7 @@ def test_drop_a_folder_opens_it(window, tmp_path):
 def test_exports_write_the_documented_formats(window, tmp_path):
     text, csv = tmp_path / "boxes.txt", tmp_path / "boxes.csv"
     answers = iter([str(text), str(csv)])
-    window.ask_save_path = lambda *args: next(answers)
+    window.files.ask_save_path = lambda *args: next(answers)
     window.act_export_txt.trigger()
     window.act_export_mot.trigger()
     lines = text.read_text().splitlines()
@@ -514,7 +514,7 @@ def test_shipped_weights_load_and_track(qtbot, tmp_path):
     settings = QtCore.QSettings(str(tmp_path / "settings.ini"), QtCore.QSettings.IniFormat)
     settings.setValue("autosave/interval_s", 0)
     window = MainWindow(variants, settings, tmp_path / "recovery", torch_threads=1)
-    window.ask_save_changes = lambda: QtWidgets.QMessageBox.Discard
+    window.files.ask_save_changes = lambda: QtWidgets.QMessageBox.Discard
     qtbot.addWidget(window)
     window.show()
     assert window.open_media(CROSSING)
