@@ -1,4 +1,14 @@
-"""The main window: wires the document, the undo stack, the tracking worker and the views.
+"""The main window: the menus, the toolbar, the layout and the wiring between the rooms.
+
+Each concern is a room of its own, and all of them share one
+:class:`~hnse_gui.session.Session` (the document, the frame, the current track, the run):
+
+* :mod:`hnse_gui.project`: opening media and projects, recovery, saving, autosave,
+  exports, the window title;
+* :mod:`hnse_gui.playback`: the frame index, stepping, the play timer, jumps;
+* :mod:`hnse_gui.edits`: the user's edits;
+* :mod:`hnse_gui.runs`: tracking runs on the worker thread;
+* :mod:`hnse_gui.views`: the widgets that show the work, and their redraws.
 
 Data flow, one way round:
 
@@ -22,17 +32,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 from PyQt5 import QtCore, QtGui, QtWidgets
 
 from hnse_gui import dialogs
-from hnse_gui.edits import Edits
 from hnse_gui.document import Document, Flag
+from hnse_gui.edits import Edits
 from hnse_gui.playback import Playback
 from hnse_gui.project import PROJECT_SUFFIXES, ProjectFiles  # noqa: F401 (hnse_cli.gui takes PROJECT_SUFFIXES from here)
+from hnse_gui.runs import TrackingRuns
 from hnse_gui.session import Session
 from hnse_gui.views import Views
-from hnse_gui.runs import TrackingRuns
 from hnse_gui.worker import RunEnd, VariantSpec
 from model.result import TrackResult
 
@@ -89,35 +98,37 @@ class MainWindow(QtWidgets.QMainWindow):
         self.files.update_title()
         self._update_actions()
 
-    # the session's state, under the names the rest of the window still uses
-    def _session_field(name):
-        return property(lambda self: getattr(self.session, name),
-                        lambda self, value: setattr(self.session, name, value))
+    # the session's state, read-only: the rooms change it
+    @property
+    def document(self) -> Document | None:
+        return self.session.document
 
-    document = _session_field("document")
-    project_path = _session_field("project_path")
-    source = _session_field("source")
-    frame_index = _session_field("frame_index")
-    current_track = _session_field("current_track")
-    reference_boxes = _session_field("reference_boxes")
-    results = _session_field("results")
-    del _session_field
+    @property
+    def project_path(self) -> Path | None:
+        return self.session.project_path
+
+    @property
+    def frame_index(self) -> int:
+        return self.session.frame_index
+
+    @property
+    def current_track(self) -> int | None:
+        return self.session.current_track
 
     # ================================================================ construction
 
     def _build_views(self) -> None:
         views = self.views
         self.frame_view, self.inspect, self.timeline = views.frame_view, views.inspect, views.timeline
-        self.score_plot, self.track_list = views.score_plot, views.track_list
-        self.slider, self.frame_label = views.slider, views.frame_label
+        self.score_plot, self.slider = views.score_plot, views.slider
         self.frame_view.drawingChanged.connect(self._update_actions)
-        self.timeline.frameRequested.connect(self.set_frame)
-        self.score_plot.frameRequested.connect(self.set_frame)
-        self.slider.valueChanged.connect(self.set_frame)
-        self.track_list.renameRequested.connect(self.edits.rename_track)
-        self.track_list.recolorRequested.connect(self.edits.recolor_track)
-        self.track_list.newRequested.connect(self.edits.begin_new_box)
-        self.track_list.deleteRequested.connect(self.edits.delete_track)
+        for widget in (self.timeline, self.score_plot):
+            widget.frameRequested.connect(self.playback.set_frame)
+        self.slider.valueChanged.connect(self.playback.set_frame)
+        views.track_list.renameRequested.connect(self.edits.rename_track)
+        views.track_list.recolorRequested.connect(self.edits.recolor_track)
+        views.track_list.newRequested.connect(self.edits.begin_new_box)
+        views.track_list.deleteRequested.connect(self.edits.delete_track)
         self.transport = QtWidgets.QHBoxLayout()
         self.transport.setContentsMargins(4, 0, 4, 0)
 
@@ -132,7 +143,7 @@ class MainWindow(QtWidgets.QMainWindow):
         right = QtWidgets.QSplitter(QtCore.Qt.Vertical)
         right.addWidget(self.inspect)
         right.addWidget(self.score_plot)
-        right.addWidget(self.track_list)
+        right.addWidget(views.track_list)
         right.setStretchFactor(0, 5)
         right.setStretchFactor(1, 2)
         right.setStretchFactor(2, 2)
@@ -304,51 +315,45 @@ class MainWindow(QtWidgets.QMainWindow):
             button.setFocusPolicy(QtCore.Qt.NoFocus)
             self.transport.addWidget(button)
         self.transport.addWidget(self.slider, 1)
-        self.transport.addWidget(self.frame_label)
+        self.transport.addWidget(self.views.frame_label)
 
     def _build_status_bar(self) -> None:
         for widget in (self.runs.fps_label, self.runs.progress, self.runs.model_label):
             self.statusBar().addPermanentWidget(widget)
 
-    # ================================================================ opening and saving
-
-    def open_path(self, path: str | Path) -> bool:
-        """Open a project file (.h5) or a video / image folder / sequence folder."""
-        return self.files.open_path(path)
-
-    def open_media(self, path: str | Path) -> bool:
-        """Start a new document on a video file, an image folder or a benchmark sequence folder."""
-        return self.files.open_media(path)
+    # ================================================================ a newly opened document, errors, help
 
     def _set_document(self, document: Document, source, project: Path | None, reference) -> None:
-        self.runs.drop()  # the old document goes, and its run with it
+        """Show a newly opened document: the old one, its run, its undo steps and results go."""
+        session = self.session
+        self.runs.drop()
         self.frame_view.cancel_drawing()
         self.playback.stop()
-        if self.document is not None:
-            self.document.unsubscribe(self.views.document_changed)
-        if self.source is not None and self.source is not source:
-            self.source.close()
-        self.document, self.source, self.project_path = document, source, project
-        self.reference_boxes = reference
+        if session.document is not None:
+            session.document.unsubscribe(self.views.document_changed)
+        if session.source is not None and session.source is not source:
+            session.source.close()
+        session.document, session.source, session.project_path = document, source, project
+        session.reference_boxes = reference
         document.primary_variant = self.variant_names[0]
         document.weights = {spec.name: spec.weights or "" for spec in self.variants}
         self.act_keep_maps.setChecked(document.keep_maps)
         document.subscribe(self.views.document_changed)
         self.undo_stack.clear()
-        self.results.clear()
+        session.results.clear()
         self.files.autosaver.attach(document, project)
         self.runs.open_source(str(source.path))
         self.threshold_spin.setValue(document.review_threshold)  # a project keeps its own
         self.views.set_document(document)
-        self.current_track = None
+        session.current_track = None
         first = next(iter(document.tracks), None)
         start = 0
         if first is not None:
             keys = document.keyframes(first)
             start = int(keys[0]) if len(keys) else 0
-        self.frame_index = -1
-        self.select_track(first)
-        self.set_frame(start)
+        session.frame_index = -1  # whatever the start, it is a new frame to draw
+        self.views.select_track(first)
+        self.playback.set_frame(start)
         if not self.runs.models_ready:
             # torch and the weights load in the worker thread, but importing torch holds the
             # interpreter's lock for long stretches: start once the first frame is painted
@@ -376,7 +381,15 @@ class MainWindow(QtWidgets.QMainWindow):
                                     "anchor-free Siamese tracker with Hard Negative Samples Emphasis "
                                     "(Zhang & Zhang, ACM MM 2020).")
 
-    # ================================================================ navigation
+    # ================================================================ the rooms' entry points that tests and scripts use
+
+    def open_path(self, path: str | Path) -> bool:
+        """Open a project file (.h5) or a video / image folder / sequence folder."""
+        return self.files.open_path(path)
+
+    def open_media(self, path: str | Path) -> bool:
+        """Start a new document on a video file, an image folder or a benchmark sequence folder."""
+        return self.files.open_media(path)
 
     def set_frame(self, index: int) -> None:
         """Show frame ``index`` (clamped to the video), decoded on demand."""
@@ -388,10 +401,13 @@ class MainWindow(QtWidgets.QMainWindow):
     def select_track(self, track_id: int | None) -> None:
         self.views.select_track(track_id)
 
-    # ================================================================ edits (all undoable)
-
     def toggle_flag(self, flag: Flag) -> None:
         self.edits.toggle_flag(flag)
+
+    def current_results(self) -> dict[str, TrackResult | None]:
+        return self.views.current_results()
+
+    # ================================================================ document settings on the toolbar and menus
 
     def _toggle_keep_maps(self, keep: bool) -> None:
         if self.document is not None:
@@ -429,10 +445,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.act_keep_maps.setChecked(False)
         self.show_error(message)
 
-    # ================================================================ drawing
-
-    def current_results(self) -> dict[str, TrackResult | None]:
-        return self.views.current_results()
+    # ================================================================ actions
 
     def _update_actions(self) -> None:
         has_document = self.document is not None
@@ -472,6 +485,6 @@ class MainWindow(QtWidgets.QMainWindow):
         self.playback.stop()
         self.files.autosaver.attach(None, None)
         self.runs.shutdown()
-        if self.source is not None:
-            self.source.close()
+        if self.session.source is not None:
+            self.session.source.close()
         event.accept()
