@@ -1,5 +1,5 @@
 """The main window's rooms, each built on its own session without a window:
-playback, files (title, questions, saving), edits and the views' frame label."""
+playback, files (title, questions, saving), edits, tracking runs and the views' frame label."""
 from __future__ import annotations
 
 import pytest
@@ -13,7 +13,7 @@ from hnse_gui.edits import Edits  # noqa: E402
 from hnse_gui.frame_view import FrameView  # noqa: E402
 from hnse_gui.playback import Playback  # noqa: E402
 from hnse_gui.project import ProjectFiles  # noqa: E402
-from hnse_gui.runs import ActiveRun  # noqa: E402
+from hnse_gui.runs import ActiveRun, TrackingRuns  # noqa: E402
 from hnse_gui.session import Session  # noqa: E402
 from hnse_gui.views import Views  # noqa: E402
 
@@ -150,3 +150,18 @@ def test_views_label_the_frame_with_the_current_tracks_state(qtbot):
     assert views.frame_label_text() == "frame 3 / 10  manual  [occluded]"
     views.select_track(99)  # no such track: none is current
     assert session.current_track is None and views.frame_label_text() == "frame 3 / 10"
+
+
+def test_runs_start_only_from_a_box_on_the_current_frame(qtbot):
+    session = session_with_track()
+    runs = TrackingRuns(session, QtWidgets.QUndoStack(), variants=[])
+    messages = []
+    runs.status.connect(lambda text, _ms: messages.append(text))
+    try:
+        assert not runs.start(1, 5)  # frame 0 has no box
+        assert messages == ["the current track has no box on this frame to start from"]
+        session.current_track = None
+        assert not runs.start(1, 5)
+        assert session.run is None and not runs.busy and runs.progress.isHidden()
+    finally:
+        runs.shutdown()
