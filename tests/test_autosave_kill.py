@@ -6,7 +6,7 @@ How much can a kill cost? The autosave timer writes the document every ``interva
 seconds while it has changes, and a write replaces the recovery file atomically when it
 completes; so the work lost is at most the autosave interval plus one save's duration
 (plus however late the busy GUI thread serves the timer). With the default interval
-(hnse_gui.main_window.DEFAULT_AUTOSAVE_S, 30 s) that is 30 s plus one save, milliseconds
+(hnse_gui.project.DEFAULT_AUTOSAVE_S, 30 s) that is 30 s plus one save, milliseconds
 for a project without kept maps. Here the interval is 1 s, and the test kills at a random
 moment after the file has been rewritten at least once.
 """
