@@ -128,7 +128,6 @@ def _untrained(config_path: Path, inspect: bool, seed: int):
     import torch
 
     from model.config import load_config
-    from model.inference import CPU_DEFAULT_BACKEND
     from model.network import build_network
     from model.tracker import Tracker
 
@@ -139,8 +138,7 @@ def _untrained(config_path: Path, inspect: bool, seed: int):
     config = dataclasses.replace(config, network=network)
     torch.manual_seed(seed)
     net = build_network(network)
-    return Tracker(net, config, inspect=inspect, backend=CPU_DEFAULT_BACKEND if CPU_DEFAULT_BACKEND in net.backends
-                   else "eager")
+    return Tracker(net, config, inspect=inspect, backend=net.cpu_backend)
 
 
 def with_backend(tracker, backend: str, inspect: bool | None = None):

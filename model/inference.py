@@ -39,7 +39,6 @@ from model.errors import InputError
 from model.fused_heads import FusedHeads, folded_conv
 
 BACKENDS = ("eager", "torch", "onnx")
-CPU_DEFAULT_BACKEND = "onnx"  # the fastest on the CPU (BENCHMARKS.md); Tracker.from_checkpoint's default there
 ONNX_CACHE_ENV = "HNSE_CACHE_DIR"
 ONNX_OPSET = 17
 _KERNEL_NAMES = tuple(f"{branch}_kernel{level}" for level in (2, 3, 4) for branch in ("cls", "reg"))

@@ -19,7 +19,7 @@ import torch
 from model.config import Config, NetworkConfig
 from model.errors import InputError
 from model.geometry import CropWindow, context_size, map_rect
-from model.inference import CPU_DEFAULT_BACKEND, make_backend
+from model.inference import make_backend
 from model.ops import box_iou, nms
 from model.result import Candidate, Pipeline, TrackResult
 from model.targets import decode_ltrb
@@ -92,13 +92,13 @@ class Tracker:
     def from_checkpoint(cls, path: str | Path, device: str = "cpu", inspect: bool = True,
                         backend: str | None = None) -> "Tracker":
         """The tracker of a weights file; ``backend`` defaults to
-        :data:`~model.inference.CPU_DEFAULT_BACKEND` on the CPU and ``"torch"`` elsewhere."""
+        the network's ``cpu_backend`` on the CPU and ``"torch"`` elsewhere."""
         from model.checkpoint import load_network
 
         net, config, _ = load_network(path, device)
         if backend is None:
-            preferred = CPU_DEFAULT_BACKEND if torch.device(device).type == "cpu" else "torch"
-            backend = preferred if preferred in net.backends else "eager"
+            on_cpu = torch.device(device).type == "cpu"
+            backend = net.cpu_backend if on_cpu else ("torch" if "torch" in net.backends else "eager")
         return cls(net, config, inspect, backend)
 
     @classmethod

@@ -27,6 +27,7 @@ class HNSENet(SiameseNetwork):
     """
 
     backends = ("eager", "torch", "onnx")
+    cpu_backend = "onnx"
 
     def __init__(self, config: NetworkConfig):
         super().__init__()

@@ -31,6 +31,8 @@ class SiameseNetwork(nn.Module):
 
     #: inference backends (:mod:`model.inference`) that can run this network's search pass
     backends: tuple[str, ...] = ("eager",)
+    #: the fastest of them on the CPU (BENCHMARKS.md), ``Tracker.from_checkpoint``'s default there
+    cpu_backend: str = "eager"
 
     def __init__(self):
         super().__init__()
