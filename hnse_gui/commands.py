@@ -74,6 +74,19 @@ class ToggleFlagCommand(FramesCommand):
         self.document.set_flags(self.track_id, self.frame, flags | self.flag if self.on else flags & ~self.flag)
 
 
+class DeleteBoxCommand(FramesCommand):
+    """Empty one frame of a track (:meth:`Document.delete_box`); its flags other than
+    NEEDS_REVIEW stay."""
+
+    def __init__(self, document: Document, track_id: int, frame: int):
+        super().__init__(document, track_id, frame, frame + 1,
+                         f"Delete box: {document.track(track_id).label}, frame {frame + 1}")
+        self.frame = frame
+
+    def edit(self) -> None:
+        self.document.delete_box(self.track_id, self.frame)
+
+
 class InterpolateCommand(FramesCommand):
     """Linear interpolation between keyframes, over one or more ``(start, stop)`` frame ranges.
 

@@ -1,5 +1,5 @@
 """The user's edits of the open document: undo / redo, drawing a new track or a keyframe
-box, moving a box, keyframes, deleting, renaming and recolouring tracks, flags and
+box, moving a box, keyframes, deleting a frame's box or a track (once confirmed), renaming and recolouring tracks, flags and
 interpolation.
 
 Every edit is a :mod:`hnse_gui.commands` QUndoCommand pushed on the window's undo
@@ -15,6 +15,8 @@ from hnse_gui.document import Flag, Origin
 from hnse_gui.frame_view import FrameView
 from hnse_gui.session import Session
 from hnse_gui.timeline import runs_of
+
+DELETE_TRACK, DELETE_BOX = "track", "box"  # the answers of Edits.ask_delete
 
 
 class Edits(QtCore.QObject):
@@ -98,13 +100,44 @@ class Edits(QtCore.QObject):
         return (min(max(x, -w + 1), width - 1), min(max(y, -h + 1), height - 1), w, h)
 
     def delete_track(self, track_id: int | None) -> None:
-        document = self.session.document
-        if self.session.editable() and track_id is not None and track_id in document.tracks:
+        """Delete a whole track once the user confirms; they may choose to delete only its
+        box on the current frame instead."""
+        session, document = self.session, self.session.document
+        if not session.editable() or track_id is None or track_id not in document.tracks:
+            return
+        has_box = document.get_frame_state(track_id, session.frame_index).box is not None
+        answer = self.ask_delete(document.track(track_id).label, session.frame_index, has_box)
+        if answer == DELETE_TRACK:
             self.undo_stack.push(commands.DeleteTrackCommand(document, track_id))
             self.trackRequested.emit(next(iter(document.tracks), None))
+        elif answer == DELETE_BOX and has_box:
+            self.undo_stack.push(commands.DeleteBoxCommand(document, track_id, session.frame_index))
 
     def delete_current_track(self) -> None:
         self.delete_track(self.session.current_track)
+
+    def delete_box(self) -> None:
+        """Empty the current track's current frame (no question: it is one undo away)."""
+        track_id = self._current()
+        if track_id is None:
+            return
+        if self.session.document.get_frame_state(track_id, self.session.frame_index).box is None:
+            self.status.emit("the current track has no box on this frame", 4000)
+            return
+        self.undo_stack.push(commands.DeleteBoxCommand(self.session.document, track_id, self.session.frame_index))
+
+    def ask_delete(self, label: str, frame: int, has_box: bool) -> str:
+        """Ask before a whole track goes: :data:`DELETE_TRACK`, :data:`DELETE_BOX` (only
+        offered when the track has a box on ``frame``) or "" to keep everything."""
+        box = QtWidgets.QMessageBox(QtWidgets.QMessageBox.Question, "Delete track",
+                                    f"Delete the whole track {label!r}, every frame of it?",
+                                    QtWidgets.QMessageBox.Cancel, self.frame_view.window())
+        whole = box.addButton("Delete track", QtWidgets.QMessageBox.DestructiveRole)
+        only_box = box.addButton(f"Delete only frame {frame + 1}'s box", QtWidgets.QMessageBox.AcceptRole) \
+            if has_box else None
+        box.setDefaultButton(QtWidgets.QMessageBox.Cancel)
+        box.exec_()
+        return {whole: DELETE_TRACK, only_box: DELETE_BOX}.get(box.clickedButton(), "")
 
     def rename_track(self, track_id: int, label: str) -> None:
         if self.session.editable():

@@ -194,7 +194,10 @@ class MainWindow(QtWidgets.QMainWindow):
                               "Drag on the frame to give the current track a keyframe here")
         self.act_keyframe = a("Make &keyframe here", edit.make_keyframe, "K",
                               "Keep this frame's box (or the nearest earlier one) as a manual keyframe")
-        self.act_delete_track = a("&Delete track", edit.delete_current_track, std.Delete)
+        self.act_delete_track = a("&Delete track…", edit.delete_current_track, std.Delete,
+                                  "Delete the current track, or only its box on this frame (asks first)")
+        self.act_delete_box = a("Delete box on this &frame", edit.delete_box, "Shift+Del",
+                                "Remove the current track's box on this frame only")
         self.act_rename = a("Re&name track", lambda: self.views.track_list.edit_label(self.current_track), "F2",
                             "Edit the current track's label in the Tracks list (Enter keeps it, Esc cancels)")
         self.act_interpolate = a("&Interpolate around current frame", edit.interpolate_gap, "I",
@@ -249,7 +252,7 @@ class MainWindow(QtWidgets.QMainWindow):
             "&File": [self.act_open, self.act_open_project, None, self.act_save, self.act_save_as, None,
                       self.act_export_txt, self.act_export_mot, None, self.act_settings, None, self.act_quit],
             "&Edit": [self.act_undo, self.act_redo, None, self.act_new_box, self.act_draw_box, self.act_keyframe,
-                      self.act_rename, self.act_delete_track, None,
+                      self.act_rename, self.act_delete_box, self.act_delete_track, None,
                       self.act_interpolate, self.act_interpolate_all, None,
                       self.act_occluded, self.act_absent, self.act_review],
             "&Navigate": [self.act_play, self.act_next, self.act_prev, self.act_next10, self.act_prev10,
@@ -458,7 +461,8 @@ class MainWindow(QtWidgets.QMainWindow):
                        self.act_play, self.act_next, self.act_prev, self.act_next10, self.act_prev10,
                        self.act_first, self.act_last, self.act_goto):
             action.setEnabled(has_document and (editable or action not in (self.act_new_box, self.act_play)))
-        for action in (self.act_draw_box, self.act_keyframe, self.act_rename, self.act_delete_track,
+        for action in (self.act_draw_box, self.act_keyframe, self.act_rename, self.act_delete_box,
+                       self.act_delete_track,
                        self.act_interpolate, self.act_interpolate_all, self.act_occluded,
                        self.act_absent, self.act_review, self.act_track_fwd, self.act_track_back):
             action.setEnabled(has_track and editable)

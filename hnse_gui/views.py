@@ -167,8 +167,8 @@ class Views(QtCore.QObject):
         editable = None
         for track in document.tracks.values():
             box = track.boxes[frame]
-            if not np.isfinite(box).all():
-                continue
+            if not np.isfinite(box).all() or track.flags[frame] & Flag.ABSENT:
+                continue  # an ABSENT frame's box (say, one tracked before the flag) is not the object
             if track.id == session.current_track and session.run is None:
                 editable = (tuple(box), track.color)
             else:

@@ -19,6 +19,7 @@ from PyQt5 import QtCore, QtGui, QtWidgets  # noqa: E402
 from PyQt5.QtTest import QTest  # noqa: E402
 
 from hnse_gui.document import Flag, Origin  # noqa: E402
+from hnse_gui.edits import DELETE_TRACK  # noqa: E402
 from hnse_gui.frame_view import CANDIDATE_COLOURS  # noqa: E402
 from hnse_gui.main_window import MainWindow  # noqa: E402
 from hnse_gui.worker import VariantSpec  # noqa: E402
@@ -48,6 +49,7 @@ def make_window(qtbot, tmp_path):
         window = MainWindow(VARIANTS, settings, tmp_path / "recovery", torch_threads=1)
         window.files.ask_save_changes = lambda: QtWidgets.QMessageBox.Discard
         window.files.ask_recover = lambda path: False
+        window.edits.ask_delete = lambda label, frame, has_box: DELETE_TRACK
         windows.append(window)
         window.show()
         qtbot.waitExposed(window)

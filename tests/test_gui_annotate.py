@@ -8,6 +8,8 @@ pytest.importorskip("pytestqt")
 from PyQt5 import QtCore, QtWidgets  # noqa: E402
 from PyQt5.QtTest import QTest  # noqa: E402
 
+from hnse_gui.document import Flag, Origin  # noqa: E402
+from hnse_gui.edits import DELETE_BOX, DELETE_TRACK  # noqa: E402
 from hnse_gui.track_list import LABEL_COLUMN  # noqa: E402
 from tests.test_gui import CROSSING, drag, make_window, window  # noqa: E402,F401 (fixtures)
 
@@ -77,3 +79,41 @@ def test_rename_a_track_by_double_click_f2_and_menu_without_firing_shortcuts(qtb
     assert listed["Rename track"] == "F2"
     window.act_undo.trigger()
     assert document.track(second).label != "cyclist"
+
+
+def test_absent_hides_the_box_on_the_frame(qtbot, window):
+    track_id = window.current_track
+    assert window.frame_view.editable_box() is not None
+    window.act_absent.trigger()
+    assert window.document.track(track_id).flags[0] & Flag.ABSENT
+    window.views.redraw_document()
+    assert window.frame_view.editable_box() is None
+    window.select_track(None)  # not current: it would be drawn as a plain track box
+    colour = tuple(window.document.track(track_id).color)
+    assert colour not in window.frame_view._tracks.visible_colours()
+    window.act_undo.trigger()
+    window.views.redraw_document()
+    assert colour in window.frame_view._tracks.visible_colours()
+
+
+def test_delete_box_on_this_frame_and_confirmed_track_delete(qtbot, window):
+    document, track_id = window.document, window.current_track
+    window.act_delete_box.trigger()
+    assert not document.track(track_id).origin.any() and track_id in document.tracks
+    assert window.undo_stack.undoText() == "Delete box: Crossing, frame 1"
+    window.act_undo.trigger()
+    assert document.track(track_id).origin[0] == Origin.MANUAL
+
+    asked = []
+    answers = iter(["", DELETE_BOX, DELETE_TRACK])
+    window.edits.ask_delete = lambda label, frame, has_box: asked.append((label, frame, has_box)) or next(answers)
+    window.act_delete_track.trigger()  # cancelled: nothing goes
+    assert document.track(track_id).origin[0] == Origin.MANUAL
+    window.act_delete_track.trigger()  # only this frame's box
+    assert track_id in document.tracks and not document.track(track_id).origin.any()
+    window.act_delete_track.trigger()  # the whole track
+    assert track_id not in document.tracks
+    assert asked == [("Crossing", 0, True), ("Crossing", 0, True), ("Crossing", 0, False)]
+    window.act_undo.trigger()
+    window.act_undo.trigger()
+    assert document.track(track_id).origin[0] == Origin.MANUAL
