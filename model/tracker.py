@@ -268,7 +268,8 @@ class Tracker:
                                                             result.maps["score"])
 
         final_t = torch.from_numpy(final).reshape(-1).to(flat_boxes.device)
-        order = final_t.argsort(descending=True)[: max(cfg.top_k * 8, cfg.top_k)]
+        # stable: among equal scores the first cell leads, the one np.argmax chose as best
+        order = final_t.argsort(descending=True, stable=True)[: max(cfg.top_k * 8, cfg.top_k)]
         keep = order[nms(flat_boxes[order], final_t[order], cfg.nms_threshold)][: cfg.top_k]
         chosen_iou = box_iou(flat_boxes[keep], chosen)[:, 0].cpu().numpy()
         for index, overlap in zip(keep.tolist(), chosen_iou):

@@ -225,3 +225,20 @@ def test_pipeline_pieces_explain_the_chosen_box(net, he_rerank):
     scale = INSTANCE / window_side
     cx = result.search_box[0] + (x + w / 2 + 0.5) / scale
     assert cx == pytest.approx(tracker.center[0], abs=1.0)
+
+
+def test_the_chosen_cell_leads_the_candidates_even_on_a_flat_map(net, monkeypatch):
+    """Ties (an untrained network's flat map): the first NMS candidate is the arg-max cell."""
+    size = net.sizes.score_size
+
+    def flat(x):
+        return {"score": torch.full((size, size), 0.5), "centerness": torch.ones(size, size),
+                "ltrb": torch.full((4, size, size), 20.0), "levels": [torch.full((size, size), 0.5)] * 3,
+                "embedding_features": None}
+
+    tracker = Tracker(net, Config(network=net.config, track=TrackConfig(window_influence=0.0)), inspect=True)
+    frame = _textured_frame(5)
+    tracker.init(frame, (300, 200, 40, 40))
+    monkeypatch.setattr(tracker.backend, "track", flat)
+    result = tracker.track(frame)
+    assert result.candidates[0].cell == result.pipeline.best_cell == (0, 0)
