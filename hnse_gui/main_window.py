@@ -46,6 +46,22 @@ from hnse_gui.worker import RunEnd, VariantSpec
 from model.result import TrackResult
 
 MODEL_LOAD_DELAY_MS = 300
+DONE_KEYS = (QtCore.Qt.Key_Return, QtCore.Qt.Key_Enter, QtCore.Qt.Key_Escape)
+
+
+class FocusBackOnDone(QtCore.QObject):
+    """An event filter for fields (the toolbar's spin boxes): once the user ends an edit
+    with Enter or Escape, ``give_back`` hands the focus back (to the frame view), so the
+    frame's keys work again."""
+
+    def __init__(self, give_back, parent=None):
+        super().__init__(parent)
+        self._give_back = give_back
+
+    def eventFilter(self, watched, event):  # noqa: N802 - Qt's name
+        if event.type() == QtCore.QEvent.KeyPress and event.key() in DONE_KEYS:
+            QtCore.QTimer.singleShot(0, self._give_back)  # after the field took the key
+        return False
 
 
 class MainWindow(QtWidgets.QMainWindow):
@@ -129,6 +145,7 @@ class MainWindow(QtWidgets.QMainWindow):
         views.track_list.recolorRequested.connect(self.edits.recolor_track)
         views.track_list.newRequested.connect(self.edits.begin_new_box)
         views.track_list.deleteRequested.connect(self.edits.delete_track)
+        views.track_list.editingFinished.connect(self.focus_frame)
         self.transport = QtWidgets.QHBoxLayout()
         self.transport.setContentsMargins(4, 0, 4, 0)
 
@@ -157,7 +174,10 @@ class MainWindow(QtWidgets.QMainWindow):
         splitter.setSizes([860, 560])
         self.setCentralWidget(splitter)
 
-    def _action(self, text: str, slot, shortcut=None, tip: str = "", checkable: bool = False) -> QtWidgets.QAction:
+    def _action(self, text: str, slot, shortcut=None, tip: str = "", checkable: bool = False,
+                dialog: bool = False) -> QtWidgets.QAction:
+        """A window action; ``dialog``: its slot may open a modal dialog, after which the
+        frame view gets the keyboard focus back."""
         action = QtWidgets.QAction(text, self)
         if shortcut:
             shortcuts = shortcut if isinstance(shortcut, (list, tuple)) else [shortcut]
@@ -167,6 +187,8 @@ class MainWindow(QtWidgets.QMainWindow):
         action.setCheckable(checkable)
         if slot is not None:
             action.triggered.connect(slot)
+        if dialog:  # once the dialog's window has handed the focus back
+            action.triggered.connect(lambda: QtCore.QTimer.singleShot(0, self.focus_frame))
         self.addAction(action)  # shortcuts work whichever widget has focus
         return action
 
@@ -174,14 +196,14 @@ class MainWindow(QtWidgets.QMainWindow):
         a = self._action
         std = QtGui.QKeySequence
         files = self.files
-        self.act_open = a("&Open video, folder or sequence…", files.open_media_dialog, std.Open)
-        self.act_open_project = a("Open &project…", files.open_project_dialog, "Ctrl+Shift+O")
-        self.act_save = a("&Save project", files.save, std.Save)
-        self.act_save_as = a("Save project &as…", files.save_as, "Ctrl+Shift+S")
+        self.act_open = a("&Open video, folder or sequence…", files.open_media_dialog, std.Open, dialog=True)
+        self.act_open_project = a("Open &project…", files.open_project_dialog, "Ctrl+Shift+O", dialog=True)
+        self.act_save = a("&Save project", files.save, std.Save, dialog=True)
+        self.act_save_as = a("Save project &as…", files.save_as, "Ctrl+Shift+S", dialog=True)
         self.act_export_txt = a("Export track as &text…", files.export_txt, "Ctrl+E",
-                                "Export the current track's boxes, one x,y,w,h line per frame")
-        self.act_export_mot = a("Export all as &MOT CSV…", files.export_mot, "Ctrl+Shift+E")
-        self.act_settings = a("Se&ttings…", files.settings_dialog, "Ctrl+,")
+                                "Export the current track's boxes, one x,y,w,h line per frame", dialog=True)
+        self.act_export_mot = a("Export all as &MOT CSV…", files.export_mot, "Ctrl+Shift+E", dialog=True)
+        self.act_settings = a("Se&ttings…", files.settings_dialog, "Ctrl+,", dialog=True)
         self.act_quit = a("&Quit", self.close, std.Quit)
 
         edit = self.edits
@@ -195,7 +217,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.act_keyframe = a("Make &keyframe here", edit.make_keyframe, "K",
                               "Keep this frame's box (or the nearest earlier one) as a manual keyframe")
         self.act_delete_track = a("&Delete track…", edit.delete_current_track, std.Delete,
-                                  "Delete the current track, or only its box on this frame (asks first)")
+                                  "Delete the current track, or only its box on this frame (asks first)", dialog=True)
         self.act_delete_box = a("Delete box on this &frame", edit.delete_box, "Shift+Del",
                                 "Remove the current track's box on this frame only")
         self.act_rename = a("Re&name track", lambda: self.views.track_list.edit_label(self.current_track), "F2",
@@ -216,7 +238,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.act_prev10 = a("Back 10 frames", lambda: play.step(-10), "Shift+Left")
         self.act_first = a("First frame", lambda: play.set_frame(0), "Home")
         self.act_last = a("Last frame", play.last, "End")
-        self.act_goto = a("&Go to frame…", lambda: play.goto_dialog(self), "Ctrl+G")
+        self.act_goto = a("&Go to frame…", lambda: play.goto_dialog(self), "Ctrl+G", dialog=True)
         self.act_next_key = a("Next keyframe", lambda: play.jump_keyframe(1), "]")
         self.act_prev_key = a("Previous keyframe", lambda: play.jump_keyframe(-1), "[")
         self.act_next_flag = a("Next flagged frame", lambda: play.jump_flagged(1), "Ctrl+]")
@@ -245,7 +267,7 @@ class MainWindow(QtWidgets.QMainWindow):
             box.toggled.connect(action.setChecked)
 
         self.act_help = a("&Keyboard shortcuts", self.show_help, std.HelpContents)
-        self.act_about = a("&About HNSE Studio", self._about)
+        self.act_about = a("&About HNSE Studio", self._about, dialog=True)
 
     def _build_menus_and_toolbar(self) -> None:
         menus = {
@@ -303,9 +325,11 @@ class MainWindow(QtWidgets.QMainWindow):
                                        "falls below this (0: never)")
         self.threshold_spin.valueChanged.connect(self._threshold_changed)
         self.frames_spin.valueChanged.connect(lambda v: self.settings.setValue("track/frames", v))
+        focus_back = FocusBackOnDone(self.focus_frame, self)
         for label, widget in (("  run:", self.frames_spin), ("  stop below score:", self.threshold_spin)):
             toolbar.addWidget(QtWidgets.QLabel(label))
             toolbar.addWidget(widget)
+            widget.installEventFilter(focus_back)
 
         style = self.style()
         for action, icon in ((self.act_first, QtWidgets.QStyle.SP_MediaSkipBackward),
@@ -371,10 +395,17 @@ class MainWindow(QtWidgets.QMainWindow):
         box = QtWidgets.QMessageBox(QtWidgets.QMessageBox.Warning, "HNSE Studio", message,
                                     QtWidgets.QMessageBox.Ok, self)
         box.setAttribute(QtCore.Qt.WA_DeleteOnClose)
+        box.finished.connect(self.focus_frame)
         box.open()
+
+    def focus_frame(self) -> None:
+        """Give the keyboard focus to the frame view, where T, the arrows and the other
+        single keys act on the frame: after a dialog closes or a field's edit is done."""
+        self.frame_view.setFocus(QtCore.Qt.OtherFocusReason)
 
     def show_help(self) -> None:
         self.help_dialog = dialogs.ShortcutsDialog(self.menus, self)
+        self.help_dialog.finished.connect(self.focus_frame)
         self.help_dialog.open()
 
     def shortcut_table(self) -> dict[str, list[tuple[str, str]]]:

@@ -29,7 +29,7 @@ class TrackList(QtWidgets.QWidget):
     recolorRequested = QtCore.pyqtSignal(int, tuple)
     newRequested = QtCore.pyqtSignal()
     deleteRequested = QtCore.pyqtSignal(int)
-    editingFinished = QtCore.pyqtSignal()  # a label editor closed (committed or not)
+    editingFinished = QtCore.pyqtSignal()  # a label editor or the colour dialog closed (the edit is done)
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -157,3 +157,4 @@ class TrackList(QtWidgets.QWidget):
                                                  "Track colour")
         if colour.isValid():
             self.recolorRequested.emit(track_id, (colour.red(), colour.green(), colour.blue()))
+        self.editingFinished.emit()

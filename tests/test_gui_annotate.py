@@ -56,6 +56,7 @@ def test_rename_a_track_by_double_click_f2_and_menu_without_firing_shortcuts(qtb
     QTest.keyClick(editor, QtCore.Qt.Key_Return)
     qtbot.waitUntil(lambda: document.track(first).label == "tall lady", timeout=2000)  # the delegate commits queued
     assert not document.track(first).flags.any()
+    qtbot.waitUntil(window.frame_view.hasFocus, timeout=2000)  # the frame's keys work again
     assert "tall lady" in window.undo_stack.undoText()
 
     # F2 renames the current track
@@ -117,3 +118,34 @@ def test_delete_box_on_this_frame_and_confirmed_track_delete(qtbot, window):
     window.act_undo.trigger()
     window.act_undo.trigger()
     assert document.track(track_id).origin[0] == Origin.MANUAL
+
+
+@pytest.mark.parametrize("key", [QtCore.Qt.Key_Return, QtCore.Qt.Key_Escape])
+def test_focus_returns_to_the_frame_after_a_toolbar_field(qtbot, window, key):
+    window.activateWindow()
+    qtbot.waitActive(window)
+    spin = window.frames_spin
+    spin.setFocus()
+    qtbot.waitUntil(spin.hasFocus, timeout=2000)
+    spin.lineEdit().selectAll()
+    QTest.keyClicks(spin, "12")
+    QTest.keyClick(spin, key)
+    qtbot.waitUntil(window.frame_view.hasFocus, timeout=2000)
+    QTest.keyClick(QtWidgets.QApplication.focusWidget(), QtCore.Qt.Key_Right)
+    assert window.frame_index == 1 and spin.value() == 12
+
+
+def test_focus_returns_to_the_frame_after_a_dialog(qtbot, window):
+    window.activateWindow()
+    qtbot.waitActive(window)
+    window.threshold_spin.setFocus()
+    window.act_help.trigger()
+    window.help_dialog.close()
+    qtbot.waitUntil(window.frame_view.hasFocus, timeout=2000)
+    window.threshold_spin.setFocus()
+    QtCore.QTimer.singleShot(100, lambda: QtWidgets.QApplication.activeModalWidget().reject())
+    window.act_goto.trigger()  # the "Go to frame" dialog, cancelled
+    window.activateWindow()  # the offscreen platform does not reactivate the window by itself
+    qtbot.waitUntil(window.frame_view.hasFocus, timeout=2000)
+    QTest.keyClick(QtWidgets.QApplication.focusWidget(), QtCore.Qt.Key_Right)
+    assert window.frame_index == 1
