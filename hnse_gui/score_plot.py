@@ -33,8 +33,9 @@ class ScorePlot(pg.PlotWidget):
         self.scene().sigMouseClicked.connect(self._clicked)
 
     def set_frame_count(self, frame_count: int) -> None:
-        self.setXRange(0, max(frame_count - 1, 1), padding=0.01)
+        # the limits first: the previous video's would clamp a longer one's range
         self.setLimits(xMin=-1, xMax=frame_count)
+        self.setXRange(0, max(frame_count - 1, 1), padding=0.01)
 
     def set_threshold(self, threshold: float) -> None:
         self.threshold_line.setValue(threshold)

@@ -62,3 +62,15 @@ def test_read_only_video_folder_sends_recovery_to_the_fallback(tmp_path):
     finally:
         folder.chmod(0o700)
     assert path.parent == tmp_path / "fallback" and path.name.startswith("clip.mp4-")
+
+
+def test_score_plot_covers_a_longer_video_opened_after_a_short_one(qtbot):
+    pytest.importorskip("pytestqt")
+    from hnse_gui.score_plot import ScorePlot
+
+    plot = ScorePlot()
+    qtbot.addWidget(plot)
+    plot.set_frame_count(10)
+    plot.set_frame_count(1000)  # the limits of the short video must not clamp the new range
+    low, high = plot.getPlotItem().vb.viewRange()[0]
+    assert low < 1 and high > 990
