@@ -40,12 +40,17 @@ class Edits(QtCore.QObject):
         return self.session.current_track if self.session.editable() else None
 
     def undo(self) -> None:
-        if self.session.editable():
+        """Undo the last change, and say which it was (a run that changed nothing left no step)."""
+        if self.session.editable() and self.undo_stack.canUndo():
+            text = self.undo_stack.undoText()
             self.undo_stack.undo()
+            self.status.emit(f"undone: {text}", 5000)
 
     def redo(self) -> None:
-        if self.session.editable():
+        if self.session.editable() and self.undo_stack.canRedo():
+            text = self.undo_stack.redoText()
             self.undo_stack.redo()
+            self.status.emit(f"redone: {text}", 5000)
 
     def begin_new_box(self) -> None:
         """Next drag on the frame draws the first box of a new track."""

@@ -161,14 +161,17 @@ class TrackingRuns(QtCore.QObject):
             flags = Flag(int(document.track(end.track_id).flags[end.last_frame]))
             document.set_flags(end.track_id, end.last_frame, flags | Flag.DECODE_FAILED)
         after = document.get_range(end.track_id, before.start, before.stop)
-        if slices_differ(before, after):
-            direction = "forward" if run.request.direction > 0 else "backward"
-            self.undo_stack.push(commands.TrackingRunCommand(
-                document, end.track_id, before, f"Track {direction} {end.frames_done} frames"))
+        changed = slices_differ(before, after)
+        if changed:
+            self.undo_stack.push(commands.TrackingRunCommand(document, end.track_id, before,
+                                                             run_text(run.request, end.last_frame)))
         message = REASONS[end.reason].format(n=end.frames_done, frame=end.last_frame + 1,
                                              threshold=run.request.score_threshold)
         if end.message:
             message = f"{message}: {end.message}"
+        if not changed:  # no undo step: say so, and what Ctrl+Z would undo instead
+            earlier = self.undo_stack.undoText()
+            message += f"; nothing changed, so nothing to undo ({'undo: ' + earlier if earlier else 'no undo step'})"
         if end.reason in ("error", "decode_failed"):
             self.failed.emit(message)
         else:
@@ -178,6 +181,13 @@ class TrackingRuns(QtCore.QObject):
     def _models_loaded(self, descriptions: list[str]) -> None:
         self.models_ready = True
         self.model_label.setText(" · ".join(descriptions))
+
+
+def run_text(request: RunRequest, last_frame: int) -> str:
+    """A run's undo text: its direction, track and frames (1-based, in the order tracked)."""
+    direction = "forward" if request.direction > 0 else "backward"
+    first, last = request.start_frame + 1, last_frame + 1
+    return f"Track {direction}: track {request.track_id}, frames {first}–{last}"
 
 
 def slices_differ(a: TrackSlice, b: TrackSlice) -> bool:

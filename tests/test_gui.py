@@ -172,7 +172,7 @@ def test_annotate_track_correct_undo_save_reopen(qtbot, window, tmp_path):
         assert np.isfinite(track_.variant_scores[variant][1:21]).all()
         assert np.isfinite(track_.variant_boxes[variant][1:21]).all()
     np.testing.assert_array_equal(track_.boxes[1:21], track_.variant_boxes["with HE"][1:21])
-    assert window.undo_stack.undoText() == "Track forward 20 frames"
+    assert window.undo_stack.undoText() == f"Track forward: track {track_id}, frames 1–21"
     assert window.frame_index == 20
     # the score plot follows the document, one curve per variant
     plotted = window.score_plot.curve_data("without HE")

@@ -16,6 +16,7 @@ from hnse_gui.project import ProjectFiles  # noqa: E402
 from hnse_gui.runs import ActiveRun, TrackingRuns  # noqa: E402
 from hnse_gui.session import Session  # noqa: E402
 from hnse_gui.views import Views  # noqa: E402
+from hnse_gui.worker import RunEnd, RunRequest  # noqa: E402
 
 FRAMES = 10
 
@@ -163,5 +164,43 @@ def test_runs_start_only_from_a_box_on_the_current_frame(qtbot):
         session.current_track = None
         assert not runs.start(1, 5)
         assert session.run is None and not runs.busy and runs.progress.isHidden()
+    finally:
+        runs.shutdown()
+
+
+def test_a_run_that_changes_nothing_leaves_no_undo_step_and_says_what_undo_would_undo(qtbot):
+    session = session_with_track(keyframes=(2,))
+    document, track_id = session.document, session.current_track
+    undo_stack = QtWidgets.QUndoStack()
+    runs = TrackingRuns(session, undo_stack, variants=[])
+    frame_view = FrameView()
+    qtbot.addWidget(frame_view)
+    edits = Edits(session, undo_stack, frame_view)
+    messages = []
+    for room in (runs, edits):
+        room.status.connect(lambda text, _ms: messages.append(text))
+
+    def run(changes: bool) -> None:
+        request = RunRequest(run_id=1, track_id=track_id, start_frame=2, start_box=(10.0, 10.0, 20.0, 15.0),
+                             direction=1, max_frames=3, score_threshold=0.0, keyframes={})
+        session.run = ActiveRun(request, document.get_range(track_id, 2, 6))
+        if changes:
+            for frame in (3, 4, 5):
+                document.apply_tracking(track_id, frame, (11.0, 10.0, 20.0, 15.0), 0.9, "with HE")
+        runs._finished(RunEnd(run_id=1, track_id=track_id, reason="done", last_frame=5, frames_done=3))
+
+    try:
+        run(changes=True)
+        assert undo_stack.count() == 1
+        assert undo_stack.undoText() == f"Track forward: track {track_id}, frames 3–6"
+        run(changes=False)  # the same boxes again
+        assert undo_stack.count() == 1
+        assert messages[-1] == (f"tracked 3 frames; nothing changed, so nothing to undo "
+                                f"(undo: Track forward: track {track_id}, frames 3–6)")
+        edits.undo()
+        assert messages[-1] == f"undone: Track forward: track {track_id}, frames 3–6"
+        assert not document.track(track_id).origin[3:6].any()
+        edits.redo()
+        assert messages[-1] == f"redone: Track forward: track {track_id}, frames 3–6"
     finally:
         runs.shutdown()
