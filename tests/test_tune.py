@@ -16,7 +16,7 @@ def test_tune_stores_best_values_from_the_grid(tmp_path, monkeypatch):
     save_checkpoint(weights, HNSENet(net_config), Config(network=net_config), {"note": "kept"})
     sequences = [synthetic_sequence(seed, length=6, size=(200, 160)) for seed in (1, 2)]
     # Score each candidate by a known function of its values so the optimum is known.
-    target = {"window_influence": 0.55, "penalty_k": 0.1, "size_lr": 0.2, "centerness_weight": 0.5,
+    target = {"window_influence": 0.25, "penalty_k": 0.15, "size_lr": 0.2, "centerness_weight": 0.5,
               "he_rerank": 1.0}
 
     def fake_auc(tracker, sequences, max_frames):
@@ -29,7 +29,7 @@ def test_tune_stores_best_values_from_the_grid(tmp_path, monkeypatch):
     payload = read_checkpoint(weights)
     assert {k: payload["config"]["track"][k] for k in {**GRID, **HE_GRID}} == target
     assert payload["meta"]["note"] == "kept" and "tuning" in payload["meta"]
-    assert Tracker.from_checkpoint(weights).config.track.window_influence == 0.55
+    assert Tracker.from_checkpoint(weights).config.track.window_influence == 0.25
 
 
 def test_success_auc_runs_the_real_tracker(tmp_path):
