@@ -161,6 +161,25 @@ class DeleteTrackCommand(QtWidgets.QUndoCommand):
         self.document.restore_track(self._removed)
 
 
+class ImportTracksCommand(QtWidgets.QUndoCommand):
+    """Tracks an import already added (:func:`~hnse_gui.store.import_mot`,
+    :func:`~hnse_gui.store.import_boxes_txt`); undo removes them, redo puts them back."""
+
+    def __init__(self, document: Document, tracks: list, text: str):
+        super().__init__(text)
+        self.document = document
+        self.track_ids = [track.id for track in tracks]
+        self._removed = []
+
+    def redo(self) -> None:
+        for track in self._removed:
+            self.document.restore_track(track)
+        self._removed = []
+
+    def undo(self) -> None:
+        self._removed = [self.document.remove_track(track_id) for track_id in self.track_ids]
+
+
 class RenameTrackCommand(QtWidgets.QUndoCommand):
     def __init__(self, document: Document, track_id: int, label: str):
         super().__init__(f"Rename track to {label}")

@@ -1,5 +1,5 @@
 """The user's edits of the open document: undo / redo, drawing a new track or a keyframe
-box, moving a box, keyframes, deleting a frame's box or a track (once confirmed), renaming and recolouring tracks, flags and
+box, moving a box, keyframes, deleting a frame's box or a track (once confirmed), imported tracks, renaming and recolouring tracks, flags and
 interpolation.
 
 Every edit is a :mod:`hnse_gui.commands` QUndoCommand pushed on the window's undo
@@ -143,6 +143,13 @@ class Edits(QtCore.QObject):
         box.setDefaultButton(QtWidgets.QMessageBox.Cancel)
         box.exec_()
         return {whole: DELETE_TRACK, only_box: DELETE_BOX}.get(box.clickedButton(), "")
+
+    def tracks_imported(self, tracks: list, text: str) -> None:
+        """Make tracks an import has just added one undo step, and select the first."""
+        if tracks:
+            self.undo_stack.push(commands.ImportTracksCommand(self.session.document, tracks, text))
+            self.trackRequested.emit(tracks[0].id)
+        self.status.emit(f"imported {len(tracks)} track{'s' * (len(tracks) != 1)}", 5000)
 
     def rename_track(self, track_id: int, label: str) -> None:
         if self.session.editable():

@@ -103,6 +103,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.edits = Edits(self.session, self.undo_stack, self.views.frame_view, parent=self)
         self.edits.status.connect(self.statusBar().showMessage)
         self.edits.trackRequested.connect(self.views.select_track)
+        self.files.imported.connect(self.edits.tracks_imported)
         self.playback.playingChanged.connect(self._update_actions)
 
         self._build_views()
@@ -196,13 +197,21 @@ class MainWindow(QtWidgets.QMainWindow):
         a = self._action
         std = QtGui.QKeySequence
         files = self.files
-        self.act_open = a("&Open video, folder or sequence…", files.open_media_dialog, std.Open, dialog=True)
+        self.act_open = a("&Open video…", files.open_media_dialog, std.Open, dialog=True)
+        self.act_open_folder = a("Open &folder…", files.open_folder_dialog, "Ctrl+Alt+O",
+                                 "Open an image folder or a benchmark sequence folder", dialog=True)
         self.act_open_project = a("Open &project…", files.open_project_dialog, "Ctrl+Shift+O", dialog=True)
         self.act_save = a("&Save project", files.save, std.Save, dialog=True)
         self.act_save_as = a("Save project &as…", files.save_as, "Ctrl+Shift+S", dialog=True)
         self.act_export_txt = a("Export track as &text…", files.export_txt, "Ctrl+E",
                                 "Export the current track's boxes, one x,y,w,h line per frame", dialog=True)
         self.act_export_mot = a("Export all as &MOT CSV…", files.export_mot, "Ctrl+Shift+E", dialog=True)
+        self.act_export_cvat = a("Export all as &CVAT XML…", files.export_cvat, None,
+                                 "Export every track as CVAT for video 1.1 XML", dialog=True)
+        self.act_import_mot = a("&Import MOT…", files.import_mot_dialog, None,
+                                "Add one track per identity of a MOT file", dialog=True)
+        self.act_import_boxes = a("Import &boxes (text)…", files.import_boxes_dialog, None,
+                                  "Add a track from a file of x,y,w,h lines, one per frame", dialog=True)
         self.act_settings = a("Se&ttings…", files.settings_dialog, "Ctrl+,", dialog=True)
         self.act_quit = a("&Quit", self.close, std.Quit)
 
@@ -271,8 +280,10 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _build_menus_and_toolbar(self) -> None:
         menus = {
-            "&File": [self.act_open, self.act_open_project, None, self.act_save, self.act_save_as, None,
-                      self.act_export_txt, self.act_export_mot, None, self.act_settings, None, self.act_quit],
+            "&File": [self.act_open, self.act_open_folder, self.act_open_project, None, self.act_save,
+                      self.act_save_as, None, self.act_import_mot, self.act_import_boxes, None,
+                      self.act_export_txt, self.act_export_mot, self.act_export_cvat, None, self.act_settings,
+                      None, self.act_quit],
             "&Edit": [self.act_undo, self.act_redo, None, self.act_new_box, self.act_draw_box, self.act_keyframe,
                       self.act_rename, self.act_delete_box, self.act_delete_track, None,
                       self.act_interpolate, self.act_interpolate_all, None,
@@ -383,6 +394,7 @@ class MainWindow(QtWidgets.QMainWindow):
         session.frame_index = -1  # whatever the start, it is a new frame to draw
         self.views.select_track(first)
         self.playback.set_frame(start)
+        self.files.update_title()  # now: the document may not change for a while
         if not self.runs.models_ready:
             # torch and the weights load in the worker thread, but importing torch holds the
             # interpreter's lock for long stretches: start once the first frame is painted
@@ -488,10 +500,12 @@ class MainWindow(QtWidgets.QMainWindow):
         running = self.session.run is not None
         has_track = has_document and self.current_track is not None
         editable = has_document and not running
-        for action in (self.act_save, self.act_save_as, self.act_export_mot, self.act_new_box,
+        for action in (self.act_save, self.act_save_as, self.act_export_mot, self.act_export_cvat,
+                       self.act_import_mot, self.act_import_boxes, self.act_new_box,
                        self.act_play, self.act_next, self.act_prev, self.act_next10, self.act_prev10,
                        self.act_first, self.act_last, self.act_goto):
-            action.setEnabled(has_document and (editable or action not in (self.act_new_box, self.act_play)))
+            action.setEnabled(has_document and (editable or action not in (
+                self.act_new_box, self.act_play, self.act_import_mot, self.act_import_boxes)))
         for action in (self.act_draw_box, self.act_keyframe, self.act_rename, self.act_delete_box,
                        self.act_delete_track,
                        self.act_interpolate, self.act_interpolate_all, self.act_occluded,

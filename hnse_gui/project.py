@@ -1,6 +1,6 @@
 """The work's files: opening a video, an image folder, a sequence folder or a project,
 offering recovery files back, saving (as), asking before unsaved work is dropped,
-autosave and its setting, exports, and the window title that names the work.
+autosave and its setting, imports, exports, and the window title that names the work.
 
 :class:`ProjectFiles` reads and writes files and asks the user about them; what a new
 document means for the views, the undo stack and the worker is the window's business,
@@ -19,7 +19,8 @@ from hnse_gui import dialogs
 from hnse_gui.autosave import Autosaver, recovery_candidate
 from hnse_gui.document import Document, Origin
 from hnse_gui.session import Session
-from hnse_gui.store import export_boxes_txt, export_mot_csv, load_project, save_project
+from hnse_gui.store import (export_boxes_txt, export_cvat_video, export_mot_csv, import_boxes_txt, import_mot,
+                            load_project, save_project)
 from model.errors import HNSEError, InputError
 
 PROJECT_SUFFIXES = (".h5", ".hdf5")
@@ -36,6 +37,7 @@ class ProjectFiles(QtCore.QObject):
     saved = QtCore.pyqtSignal()  # the document was written to session.project_path
     status = QtCore.pyqtSignal(str, int)  # a message for the status bar, and for how many ms
     failed = QtCore.pyqtSignal(str)  # an error to show
+    imported = QtCore.pyqtSignal(object, str)  # tracks an import added to the document, the undo text
 
     def __init__(self, session: Session, settings: QtCore.QSettings, recovery_dir: Path,
                  window: QtWidgets.QWidget, review_threshold: Callable[[], float]):
@@ -123,18 +125,44 @@ class ProjectFiles(QtCore.QObject):
         return document
 
     def open_media_dialog(self) -> None:
-        path, _ = QtWidgets.QFileDialog.getOpenFileName(
-            self.window, "Open video", "", "Videos (*.mp4 *.avi *.mov *.mkv *.webm *.mpg);;All files (*)")
-        if not path:
-            path = QtWidgets.QFileDialog.getExistingDirectory(self.window, "…or open an image / sequence folder")
+        path = self.ask_open_path("Open video", "Videos (*.mp4 *.avi *.mov *.mkv *.webm *.mpg);;All files (*)")
+        if path:
+            self.open_media(path)
+
+    def open_folder_dialog(self) -> None:
+        path = self.ask_folder("Open an image folder or a sequence folder")
         if path:
             self.open_media(path)
 
     def open_project_dialog(self) -> None:
-        path, _ = QtWidgets.QFileDialog.getOpenFileName(self.window, "Open project", "",
-                                                        "HNSE project (*.h5 *.hdf5)")
+        path = self.ask_open_path("Open project", "HNSE project (*.h5 *.hdf5)")
         if path:
             self.open_project(path)
+
+    # ================================================================ imports
+
+    def import_mot_dialog(self) -> None:
+        path = self.ask_open_path("Import MOT", "MOT (*.txt *.csv);;All files (*)")
+        if path:
+            self._import(lambda document: import_mot(document, path), f"Import MOT {Path(path).name}")
+
+    def import_boxes_dialog(self) -> None:
+        """One new track from a box text file, labelled with the file's name."""
+        path = self.ask_open_path("Import boxes", "Text (*.txt);;All files (*)")
+        if path:
+            self._import(lambda document: [import_boxes_txt(document, path, Path(path).stem)],
+                         f"Import boxes {Path(path).name}")
+
+    def _import(self, read, text: str) -> None:
+        """``read(document)`` adds tracks and returns them, or raises leaving the document as it was."""
+        if not self.session.editable():
+            return
+        try:
+            tracks = read(self.session.document)
+        except (HNSEError, OSError) as error:
+            self.failed.emit(f"cannot import: {error}")
+            return
+        self.imported.emit(tracks, text)
 
     # ================================================================ saving
 
@@ -224,6 +252,15 @@ class ProjectFiles(QtCore.QObject):
         if path:
             self._export(lambda: export_mot_csv(document, path), path)
 
+    def export_cvat(self) -> None:
+        document = self.session.document
+        if document is None:
+            return
+        path = self.ask_save_path("Export CVAT XML", "CVAT for video 1.1 (*.xml)",
+                                  f"{document.video_path.rstrip('/')}.xml")
+        if path:
+            self._export(lambda: export_cvat_video(document, path), path)
+
     def _export(self, write, path: str) -> None:
         try:
             write()
@@ -264,6 +301,12 @@ class ProjectFiles(QtCore.QObject):
 
     def ask_save_path(self, title: str, filters: str, suggestion: str = "") -> str:
         return QtWidgets.QFileDialog.getSaveFileName(self.window, title, suggestion, filters)[0]
+
+    def ask_open_path(self, title: str, filters: str) -> str:
+        return QtWidgets.QFileDialog.getOpenFileName(self.window, title, "", filters)[0]
+
+    def ask_folder(self, title: str) -> str:
+        return QtWidgets.QFileDialog.getExistingDirectory(self.window, title)
 
 
 def open_source(path: Path):

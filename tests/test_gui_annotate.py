@@ -11,7 +11,7 @@ from PyQt5.QtTest import QTest  # noqa: E402
 from hnse_gui.document import Flag, Origin  # noqa: E402
 from hnse_gui.edits import DELETE_BOX, DELETE_TRACK  # noqa: E402
 from hnse_gui.track_list import LABEL_COLUMN  # noqa: E402
-from tests.test_gui import CROSSING, drag, make_window, window  # noqa: E402,F401 (fixtures)
+from tests.test_gui import CROSSING, DATA, drag, make_window, window  # noqa: E402,F401 (fixtures)
 
 pytestmark = pytest.mark.skipif(not CROSSING.is_dir(), reason=f"development data missing: {CROSSING}")
 
@@ -149,3 +149,49 @@ def test_focus_returns_to_the_frame_after_a_dialog(qtbot, window):
     qtbot.waitUntil(window.frame_view.hasFocus, timeout=2000)
     QTest.keyClick(QtWidgets.QApplication.focusWidget(), QtCore.Qt.Key_Right)
     assert window.frame_index == 1
+
+
+def test_the_title_names_the_opened_work_at_once(make_window):
+    window = make_window()
+    assert window.open_media(CROSSING)
+    assert window.windowTitle() == "Crossing (unsaved)[*] — HNSE Studio"
+    window.files.ask_folder = lambda title: str(DATA / "sequences" / "Dudek20")
+    window.act_open_folder.trigger()
+    assert window.windowTitle() == "Dudek20 (unsaved)[*] — HNSE Studio"
+
+
+def test_import_mot_and_boxes_undoably_and_export_cvat(window, tmp_path):
+    document = window.document
+    (first,) = document.tracks
+    mot = tmp_path / "people.txt"
+    mot.write_text("1,7,10,20,30,40,1,1,1\n2,7,12,20,30,40,1,1,0\n1,9,100,50,20,20,1,1,1\n")
+    window.files.ask_open_path = lambda title, filters: str(mot)
+    window.act_import_mot.trigger()
+    assert len(document.tracks) == 3 and window.current_track != first
+    assert sorted(track.label for track in document.tracks.values()) == ["Crossing", "id 7", "id 9"]
+    assert window.undo_stack.undoText() == "Import MOT people.txt"
+    window.act_undo.trigger()
+    assert list(document.tracks) == [first]
+    window.act_redo.trigger()
+    assert len(document.tracks) == 3
+
+    boxes = tmp_path / "walker.txt"
+    boxes.write_text("5,6,7,8\nNaN,NaN,NaN,NaN\n9,10,11,12\n")
+    window.files.ask_open_path = lambda title, filters: str(boxes)
+    window.act_import_boxes.trigger()
+    walker = document.track(window.current_track)
+    assert walker.label == "walker" and walker.boxes[2].tolist() == [9, 10, 11, 12]
+
+    bad = tmp_path / "bad.txt"
+    bad.write_text("1,1,1,1\n2,2,oops,2\n")
+    window.files.ask_open_path = lambda title, filters: str(bad)
+    before = sorted(document.tracks)
+    window.act_import_boxes.trigger()
+    assert str(bad) in window.last_error and "line 2" in window.last_error
+    assert sorted(document.tracks) == before and window.undo_stack.undoText() == "Import boxes walker.txt"
+
+    xml = tmp_path / "tracks.xml"
+    window.files.ask_save_path = lambda *args: str(xml)
+    window.act_export_cvat.trigger()
+    text = xml.read_text()
+    assert "<annotations>" in text and 'label="walker"' in text
