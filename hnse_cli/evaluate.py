@@ -22,7 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="folder of sequence folders (OTB, VOT, GOT-10k or LaSOT layout), or one sequence; "
                              "synthetic[:COUNT] evaluates on the synthetic distractor set (8 sequences by default)")
     parser.add_argument("--tracker", required=True, action="append", metavar="NAME",
-                        help="tracker to evaluate, repeatable: hnse:WEIGHTS_FILE, nanotrack3[:WEIGHTS_FILE] "
+                        help="tracker to evaluate, repeatable: hnse:WEIGHTS_FILE[?SETTING=VALUE&...] (tracking "
+                             "settings overriding the file's, e.g. ?he_rerank=0), nanotrack3[:WEIGHTS_FILE] "
                              "(NanoTrack v3, its own post-processing) or opencv:CSRT|KCF|MIL|NANO")
     parser.add_argument("--json", metavar="FILE", help="write all scores to this JSON file")
     parser.add_argument("--plots", metavar="DIR", help="write success and precision plots (PNG) here")

@@ -44,7 +44,8 @@ OPENCV_TRACKERS = {"CSRT": "TrackerCSRT", "KCF": "TrackerKCF", "MIL": "TrackerMI
 NANOTRACK_FILES = {"backbone": "nanotrack_backbone_sim.onnx", "neckhead": "nanotrack_head_sim.onnx"}
 NANOTRACK_DIR_ENV = "HNSE_NANOTRACK_DIR"
 DEFAULT_NANOTRACK_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "baselines" / "nanotrack"
-TRACKER_NAMES_HELP = "hnse:WEIGHTS_FILE, nanotrack3[:WEIGHTS_FILE] or opencv:" + "|".join(OPENCV_TRACKERS)
+TRACKER_NAMES_HELP = ("hnse:WEIGHTS_FILE[?SETTING=VALUE&...], nanotrack3[:WEIGHTS_FILE] or opencv:"
+                      + "|".join(OPENCV_TRACKERS))
 
 
 class SingleTargetTracker(Protocol):
@@ -110,7 +111,9 @@ def _opencv_constructor(kind: str, nanotrack_dir: str | Path | None) -> Callable
 
 
 def tracker_factory(name: str, *, nanotrack_dir: str | Path | None = None) -> Callable[[], SingleTargetTracker]:
-    """A function making a ready tracker for ``name``: ``hnse:WEIGHTS_FILE``,
+    """A function making a ready tracker for ``name``: ``hnse:WEIGHTS_FILE`` (with
+    ``?SETTING=VALUE&...`` tracking settings overriding the file's, e.g.
+    ``hnse:nano_he.pt?he_rerank=0``),
     ``nanotrack3`` (NanoTrack v3 with its own post-processing; ``nanotrack3:FILE`` names
     its weights, default :func:`model.nanotrack3.default_weights`) or
     ``opencv:CSRT|KCF|MIL|NANO``.
@@ -123,12 +126,15 @@ def tracker_factory(name: str, *, nanotrack_dir: str | Path | None = None) -> Ca
     """
     kind, _, argument = name.partition(":")
     if kind == "hnse" and argument:
+        argument, _, overrides = argument.partition("?")
         weights = Path(argument)
         if not weights.is_file():
             raise InputError(f"{weights}: no such weights file (tracker {name!r})")
         from model.tracker import Tracker  # torch loads only when an HNSE model is asked for
 
         tracker = Tracker.from_checkpoint(weights, inspect=False)
+        if overrides:
+            tracker = tracker.with_track_config(**_track_overrides(overrides, name))
         return lambda: tracker
     if kind == "nanotrack3":
         from model.nanotrack3 import NanoTrack3Tracker
@@ -139,6 +145,26 @@ def tracker_factory(name: str, *, nanotrack_dir: str | Path | None = None) -> Ca
         create = _opencv_constructor(argument.upper(), nanotrack_dir)
         return lambda: OpenCVTracker(create)
     raise InputError(f"unknown tracker {name!r}; expected {TRACKER_NAMES_HELP}")
+
+
+def _track_overrides(text: str, name: str) -> dict:
+    """``window_influence=0.3&he_rerank=0`` -> TrackConfig changes, checked by field and type."""
+    import dataclasses
+
+    from model.config import TrackConfig
+
+    fields = {f.name: f.type for f in dataclasses.fields(TrackConfig)}
+    changes = {}
+    for item in text.split("&"):
+        key, sep, value = item.partition("=")
+        if not sep or key not in fields:
+            raise InputError(f"tracker {name!r}: {item!r} is not SETTING=VALUE with a tracking setting "
+                             f"({', '.join(fields)})")
+        try:
+            changes[key] = int(value) if fields[key] in (int, "int") else float(value)
+        except ValueError:
+            raise InputError(f"tracker {name!r}: {key} needs a number, not {value!r}") from None
+    return changes
 
 
 def make_tracker(name: str, *, nanotrack_dir: str | Path | None = None) -> SingleTargetTracker:

@@ -172,3 +172,20 @@ def test_comparison_table_bootstraps_every_pair_of_the_first_trackers():
     assert lines[1].startswith("  B - A: +0.100 [+0.100, +0.100]") and "B better on 3/3" in lines[1]
     assert lines[2].startswith("  C - A: +0.000") and lines[3].startswith("  C - B: -0.100")
     assert comparison_table({"trackers": {"A": tracker(0.5)}}) == ""
+
+
+def test_hnse_tracker_names_can_override_tracking_settings(tmp_path):
+    from model.checkpoint import save_checkpoint
+    from model.config import Config, NetworkConfig
+    from model.errors import InputError
+    from model.evaluate import tracker_factory
+    from model.network import HNSENet
+
+    net_config = NetworkConfig(pretrained=False, neck_channels=16, head_channels=16, tower_convs=1, embed_channels=16)
+    weights = tmp_path / "w.pt"
+    save_checkpoint(weights, HNSENet(net_config), Config(network=net_config))
+    tracker = tracker_factory(f"hnse:{weights}?he_rerank=0.5&he_candidates=8")()
+    assert tracker.config.track.he_rerank == 0.5 and tracker.config.track.he_candidates == 8
+    for bad, message in (("?nope=1", "not SETTING=VALUE"), ("?he_rerank=x", "needs a number")):
+        with pytest.raises(InputError, match=message):
+            tracker_factory(f"hnse:{weights}{bad}")
