@@ -21,11 +21,11 @@ from pathlib import Path
 
 from PyQt5 import QtCore, QtGui, QtWidgets
 
+from hnse_gui.autosave import RESOURCES
 from hnse_gui.worker import RunEnd, VariantSpec
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-SAMPLE = REPO_ROOT / "resources" / "sample"
-WEIGHTS = REPO_ROOT / "resources" / "weights"
+SAMPLE = RESOURCES / "sample"
+WEIGHTS = RESOURCES / "weights"
 DEMO_TIMEOUT_S = 600
 
 
@@ -68,7 +68,7 @@ def create_application(argv: list[str] | None = None) -> QtWidgets.QApplication:
 
 
 def recovery_dir() -> Path:
-    """Where recovery files go when the video's own folder is read-only."""
+    """Where recovery files go when the work's own folder is read-only or shipped (resources/)."""
     location = QtCore.QStandardPaths.writableLocation(QtCore.QStandardPaths.AppDataLocation)
     return Path(location or Path.home() / ".hnse-studio") / "recovery"
 

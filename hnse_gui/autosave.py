@@ -6,7 +6,10 @@ While the document has unsaved changes, :class:`Autosaver` writes it every
 
 * ``<project>.autosave.h5`` beside the project file once the work has been saved;
 * ``<video name>.recovery.h5`` beside the video (or image folder) while it never has;
-  when that folder is read-only, in the application's data folder instead.
+
+either of them in the application's data folder instead (QStandardPaths'
+AppDataLocation, see :func:`hnse_gui.app.recovery_dir`) when that folder is read-only or
+lies in the application's shipped ``resources/`` (the bundled sample).
 
 A successful save or an explicit "discard" removes the recovery file; a recovery
 file that outlives its session is offered back the next time the project or the
@@ -24,20 +27,29 @@ from hnse_gui.document import Document
 from hnse_gui.store import save_project
 from model.errors import HNSEError
 
+RESOURCES = Path(__file__).resolve().parents[1] / "resources"  # shipped with the application
 
-def autosave_path(project: Path) -> Path:
-    """``foo.h5`` -> ``foo.autosave.h5`` (same folder)."""
-    return project.with_name(f"{project.stem}.autosave.h5")
+
+def autosave_path(project: Path, fallback_dir: Path) -> Path:
+    """``foo.h5`` -> ``foo.autosave.h5``, beside it, else in ``fallback_dir``."""
+    return _beside_or_fallback(Path(project), ".autosave.h5", fallback_dir, Path(project).stem)
 
 
 def recovery_path(video: Path, fallback_dir: Path) -> Path:
     """Where an unsaved document on ``video`` is autosaved: beside it, else in ``fallback_dir``."""
-    video = Path(video).resolve()
-    folder = video.parent
-    if os.access(folder, os.W_OK):
-        return folder / f"{video.name}.recovery.h5"
-    digest = hashlib.sha1(str(video).encode()).hexdigest()[:10]  # two videos may share a name
-    return fallback_dir / f"{video.name}-{digest}.recovery.h5"
+    return _beside_or_fallback(Path(video), ".recovery.h5", fallback_dir, Path(video).resolve().name)
+
+
+def _beside_or_fallback(path: Path, suffix: str, fallback_dir: Path, name: str) -> Path:
+    """``<name><suffix>`` in ``path``'s folder; in ``fallback_dir`` (named with a digest
+    of ``path``: two inputs may share a name) when that folder is read-only or is the
+    application's own resources/ (the bundled sample must not gain files)."""
+    path = path.resolve()
+    folder = path.parent
+    if os.access(folder, os.W_OK) and not path.is_relative_to(RESOURCES):
+        return folder / f"{name}{suffix}"
+    digest = hashlib.sha1(str(path).encode()).hexdigest()[:10]
+    return fallback_dir / f"{name}-{digest}{suffix}"
 
 
 def recovery_candidate(project: Path | None, video: Path, fallback_dir: Path) -> Path | None:
@@ -47,7 +59,7 @@ def recovery_candidate(project: Path | None, video: Path, fallback_dir: Path) ->
     holds work that was saved afterwards.
     """
     if project is not None:
-        candidate = autosave_path(project)
+        candidate = autosave_path(project, fallback_dir)
         if candidate.is_file() and (not project.is_file()
                                     or candidate.stat().st_mtime > project.stat().st_mtime):
             return candidate
@@ -92,7 +104,7 @@ class Autosaver(QtCore.QObject):
         if self.document is None:
             return None
         if self.project is not None:
-            return autosave_path(self.project)
+            return autosave_path(self.project, self.fallback_dir)
         return recovery_path(Path(self.document.video_path), self.fallback_dir)
 
     def save_now(self) -> Path | None:

@@ -195,3 +195,11 @@ def test_import_mot_and_boxes_undoably_and_export_cvat(window, tmp_path):
     window.act_export_cvat.trigger()
     text = xml.read_text()
     assert "<annotations>" in text and 'label="walker"' in text
+
+
+def test_the_bundled_samples_recovery_file_goes_to_the_data_folder(make_window, tmp_path):
+    from hnse_gui.app import SAMPLE
+
+    window = make_window()
+    assert window.open_media(SAMPLE)
+    assert window.files.autosaver.target().parent == tmp_path / "recovery"

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 pytest.importorskip("PyQt5")
-from hnse_gui.autosave import autosave_path, recovery_candidate, recovery_path  # noqa: E402
+from hnse_gui.autosave import RESOURCES, autosave_path, recovery_candidate, recovery_path  # noqa: E402
 from hnse_gui.heatmaps import nice_ticks, shared_levels  # noqa: E402
 
 
@@ -35,7 +35,7 @@ def test_shared_levels_cover_every_map_and_never_collapse():
 
 def test_recovery_files_sit_beside_their_work(tmp_path):
     project = tmp_path / "p.h5"
-    assert autosave_path(project) == tmp_path / "p.autosave.h5"
+    assert autosave_path(project, tmp_path / "fallback") == tmp_path / "p.autosave.h5"
     video = tmp_path / "clip.mp4"
     assert recovery_path(video, tmp_path / "fallback") == tmp_path / "clip.mp4.recovery.h5"
     assert recovery_candidate(None, video, tmp_path / "fallback") is None
@@ -44,24 +44,33 @@ def test_recovery_files_sit_beside_their_work(tmp_path):
 
     # a project's autosave counts only when it is newer than the project itself
     project.write_bytes(b"p")
-    autosave_path(project).write_bytes(b"a")
+    autosave_path(project, tmp_path / "fallback").write_bytes(b"a")
     os.utime(project, (1000, 1000))
-    os.utime(autosave_path(project), (2000, 2000))
-    assert recovery_candidate(project, video, tmp_path) == autosave_path(project)
+    os.utime(autosave_path(project, tmp_path / "fallback"), (2000, 2000))
+    assert recovery_candidate(project, video, tmp_path) == autosave_path(project, tmp_path)
     os.utime(project, (3000, 3000))
     assert recovery_candidate(project, video, tmp_path) is None
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
-def test_read_only_video_folder_sends_recovery_to_the_fallback(tmp_path):
-    folder = tmp_path / "videos"
+@pytest.mark.parametrize("where, name, prefix", [(recovery_path, "clip.mp4", "clip.mp4-"),
+                                                 (autosave_path, "work.h5", "work-")])
+def test_a_read_only_folder_sends_recovery_and_autosave_to_the_fallback(tmp_path, where, name, prefix):
+    folder = tmp_path / "work"
     folder.mkdir()
     folder.chmod(0o500)
     try:
-        path = recovery_path(folder / "clip.mp4", tmp_path / "fallback")
+        path = where(folder / name, tmp_path / "fallback")
     finally:
         folder.chmod(0o700)
-    assert path.parent == tmp_path / "fallback" and path.name.startswith("clip.mp4-")
+    assert path.parent == tmp_path / "fallback" and path.name.startswith(prefix)
+
+
+def test_the_shipped_sample_is_autosaved_in_the_fallback_not_in_resources(tmp_path):
+    sample = RESOURCES / "sample"
+    path = recovery_path(sample, tmp_path / "fallback")
+    assert path.parent == tmp_path / "fallback" and path.name.startswith("sample-")
+    assert autosave_path(RESOURCES / "sample.h5", tmp_path / "fallback").parent == tmp_path / "fallback"
 
 
 def test_score_plot_covers_a_longer_video_opened_after_a_short_one(qtbot):
