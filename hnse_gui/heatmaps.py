@@ -7,6 +7,8 @@ Rows are model variants ("with HE", "without HE"), columns are maps of
 * per-level (teaching view): ``level2``, ``level3``, ``level4``, the per-level scores
   before the softmax-weighted fusion (Eq. 9).
 
+Each column's title and maps carry a tooltip saying what the map shows
+(:data:`COLUMN_TIPS`), and the grid's tooltip is the legend of the columns shown.
 Each column has one colour scale shared by all rows, drawn as a
 :class:`~pyqtgraph.ColorBarItem` under the column, so the two variants' maps are
 compared on the same scale. Maps are shown as stored: row 0 at the top.
@@ -19,6 +21,7 @@ import numpy as np
 import pyqtgraph as pg
 from PyQt5 import QtCore
 
+from model.config import TrackConfig
 from model.result import TrackResult
 
 FUSED_COLUMNS = ("score", "centerness", "hardneg")
@@ -31,6 +34,21 @@ COLUMN_TITLES = {
     "level2": "level 2",
     "level3": "level 3",
     "level4": "level 4",
+}
+COLUMN_TIPS = {
+    "score": "The raw fused classification score of every cell of the search region: how much "
+             "the network thinks the target is there, before any post-processing.",
+    "final": "The final score the tracker picks its box from: the raw score times center-ness, "
+             "the cosine window and the scale / aspect change penalty. Its brightest cell is the box.",
+    "centerness": "Center-ness: how close each cell lies to the centre of the box it predicts "
+                  "(1 at a box centre, falling to 0 at its edges); it damps cells near box edges.",
+    "hardneg": "Hard negatives: the raw score of the cells whose predicted box does not overlap "
+               f"the chosen box (IoU below {TrackConfig().hardneg_iou:g}, the tracking setting hardneg_iou). "
+               "The black centre is the chosen box's own cells, set to zero on purpose: what stays "
+               "bright elsewhere is a distractor the model also scored highly.",
+    "level2": "Level 2's score before the softmax-weighted fusion of the levels (Eq. 9); finest features.",
+    "level3": "Level 3's score before the softmax-weighted fusion of the levels (Eq. 9).",
+    "level4": "Level 4's score before the softmax-weighted fusion of the levels (Eq. 9); coarsest features.",
 }
 COLUMN_COLORMAPS = {
     "score": "viridis", "final": "viridis", "centerness": "cividis", "hardneg": "inferno",
@@ -114,9 +132,15 @@ class HeatmapGrid(pg.GraphicsLayoutWidget):
         self._apply_columns()
 
     def _apply_columns(self) -> None:
+        """Titles, colour maps and tooltips of the columns shown; the grid's own tooltip is
+        the legend of all of them."""
         for col, name in enumerate(self.columns()):
             self._titles[col].setText(COLUMN_TITLES[name])
+            self._titles[col].setToolTip(COLUMN_TIPS[name])
+            for images in self.images:
+                images[col].setToolTip(COLUMN_TIPS[name])
             self.bars[col].setColorMap(pg.colormap.get(COLUMN_COLORMAPS[name]))
+        self.setToolTip("<br>".join(f"<b>{COLUMN_TITLES[name]}</b>: {COLUMN_TIPS[name]}" for name in self.columns()))
 
     # --- state ----------------------------------------------------------------------
 

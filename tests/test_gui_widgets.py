@@ -83,3 +83,19 @@ def test_score_plot_covers_a_longer_video_opened_after_a_short_one(qtbot):
     plot.set_frame_count(1000)  # the limits of the short video must not clamp the new range
     low, high = plot.getPlotItem().vb.viewRange()[0]
     assert low < 1 and high > 990
+
+
+def test_heatmap_tooltips_explain_each_panel_and_the_hard_negative_black_centre(qtbot):
+    pytest.importorskip("pytestqt")
+    from hnse_gui.heatmaps import COLUMN_TITLES, HeatmapGrid
+
+    grid = HeatmapGrid(["with HE", "without HE"])
+    qtbot.addWidget(grid)
+    for per_level in (False, True):
+        grid.set_per_level(per_level)
+        for col, name in enumerate(grid.columns()):
+            tip = grid._titles[col].toolTip()
+            assert tip and grid.images[1][col].toolTip() == tip and COLUMN_TITLES[name] in grid.toolTip()
+    grid.set_per_level(False)
+    hardneg = grid._titles[grid.columns().index("hardneg")].toolTip()
+    assert "black centre" in hardneg and "zero" in hardneg and "chosen box" in hardneg
