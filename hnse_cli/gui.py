@@ -10,7 +10,9 @@ and the autosave interval are the settings' (``track/frames``, ``track/review_th
 ``autosave/interval_s`` in ``--settings INI``), so a scripted session works like a user's,
 autosave included: the crash-recovery test kills such a session.
 
-PATH is opened here once before any window, so that a bad file named on the command
+Without a display (no DISPLAY or WAYLAND_DISPLAY on Linux, and no other Qt platform
+chosen) the command says in one line to run under ``xvfb-run -a`` or offscreen,
+instead of Qt's plugin error. PATH is opened here once before any window, so that a bad file named on the command
 line ends the program with one line and exit code 2 like every subcommand (a file
 opened from the window's menus is reported in a dialog instead).
 """
@@ -54,6 +56,7 @@ def run(args) -> int:
         raise InputError(f"{args.path}: no such file or folder")
     if args.path:
         check_path(Path(args.path))
+    check_display(os.environ)
     from hnse_gui.app import create_application, main
 
     # The QApplication must outlive main(), which reuses it.
@@ -62,6 +65,18 @@ def run(args) -> int:
         _track_forward_once_open()
     return main(args.path, demo_frames=args.frames if args.demo else None, screenshot=args.screenshot,
                 torch_threads=args.threads, settings_file=args.settings, weights_dir=args.weights)
+
+
+def check_display(environ) -> None:
+    """On Linux, Qt's default platforms (xcb, wayland) need a display: without one Qt
+    aborts with a plugin error and a core dump. Say what to do instead, in one line."""
+    platform = environ.get("QT_QPA_PLATFORM", "")
+    if not sys.platform.startswith("linux") or platform not in ("", "xcb", "wayland"):
+        return
+    if not (environ.get("DISPLAY") or environ.get("WAYLAND_DISPLAY")):
+        raise InputError("no display to open the window on: run it under `xvfb-run -a python main.py gui ...`, "
+                         "or save a screenshot offscreen: "
+                         "`QT_QPA_PLATFORM=offscreen python main.py gui --demo --screenshot shot.png`")
 
 
 def check_path(path: Path) -> None:

@@ -138,3 +138,18 @@ def test_discarding_unsaved_changes_closes_without_writing(window, dialogs, tmp_
     assert window.close() and not window.isVisible()
     assert dialogs.shown == ["The annotations have unsaved changes. Save them?"]
     assert not list(tmp_path.glob("*.h5"))
+
+
+def test_without_a_display_the_application_says_how_to_run_in_one_line(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[1]
+    env = {key: value for key, value in os.environ.items()
+           if key not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    done = subprocess.run([sys.executable, "main.py", "--settings", str(tmp_path / "settings.ini")], cwd=repo,
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    (line,) = done.stderr.splitlines()
+    assert line.startswith("error: no display") and "xvfb-run -a" in line and "offscreen" in line
