@@ -47,8 +47,8 @@ class SetBoxCommand(FramesCommand):
     A correction is a review, so it clears the frame's NEEDS_REVIEW flag.
     """
 
-    def __init__(self, document: Document, track_id: int, frame: int, box: Box):
-        super().__init__(document, track_id, frame, frame + 1, f"Set box on frame {frame + 1}")
+    def __init__(self, document: Document, track_id: int, frame: int, box: Box, text: str = ""):
+        super().__init__(document, track_id, frame, frame + 1, text or f"Set box on frame {frame + 1}")
         self.frame = frame
         self.box = tuple(float(v) for v in box)
 

@@ -90,6 +90,20 @@ class Edits(QtCore.QObject):
             return
         self._set_box(track_id, tuple(boxes[present[-1]]))
 
+    def copy_box_forward(self) -> bool:
+        """Copy the current track's box on this frame to the next frame, as a keyframe
+        there; False when there is no box to copy or no next frame."""
+        track_id, frame = self._current(), self.session.frame_index
+        if track_id is None or frame + 1 >= self.session.frame_count():
+            return False
+        box = self.session.document.get_frame_state(track_id, frame).box
+        if box is None:
+            self.status.emit("the current track has no box on this frame to copy", 4000)
+            return False
+        self.undo_stack.push(commands.SetBoxCommand(self.session.document, track_id, frame + 1, box,
+                                                    f"Copy box to frame {frame + 2}"))
+        return True
+
     def _box_edited(self, box: tuple) -> None:
         track_id = self._current()
         if track_id is not None:

@@ -227,6 +227,8 @@ class MainWindow(QtWidgets.QMainWindow):
                               "Keep this frame's box (or the nearest earlier one) as a manual keyframe")
         self.act_delete_track = a("&Delete track…", edit.delete_current_track, std.Delete,
                                   "Delete the current track, or only its box on this frame (asks first)", dialog=True)
+        self.act_copy_forward = a("&Copy box to next frame", self._copy_box_forward, "D",
+                                  "Give the next frame this frame's box as a keyframe, and go there")
         self.act_delete_box = a("Delete box on this &frame", edit.delete_box, "Shift+Del",
                                 "Remove the current track's box on this frame only")
         self.act_rename = a("Re&name track", lambda: self.views.track_list.edit_label(self.current_track), "F2",
@@ -241,6 +243,8 @@ class MainWindow(QtWidgets.QMainWindow):
 
         play = self.playback
         self.act_play = a("&Play / pause", play.toggle_play, "Space")
+        self.act_faster = a("Play faster", lambda: self._show_speed(play.change_speed(1)), ">")
+        self.act_slower = a("Play slower", lambda: self._show_speed(play.change_speed(-1)), "<")
         self.act_next = a("Next frame", lambda: play.step(1), "Right")
         self.act_prev = a("Previous frame", lambda: play.step(-1), "Left")
         self.act_next10 = a("Forward 10 frames", lambda: play.step(10), "Shift+Right")
@@ -285,10 +289,11 @@ class MainWindow(QtWidgets.QMainWindow):
                       self.act_export_txt, self.act_export_mot, self.act_export_cvat, None, self.act_settings,
                       None, self.act_quit],
             "&Edit": [self.act_undo, self.act_redo, None, self.act_new_box, self.act_draw_box, self.act_keyframe,
-                      self.act_rename, self.act_delete_box, self.act_delete_track, None,
+                      self.act_copy_forward, self.act_rename, self.act_delete_box, self.act_delete_track, None,
                       self.act_interpolate, self.act_interpolate_all, None,
                       self.act_occluded, self.act_absent, self.act_review],
-            "&Navigate": [self.act_play, self.act_next, self.act_prev, self.act_next10, self.act_prev10,
+            "&Navigate": [self.act_play, self.act_faster, self.act_slower, self.act_next, self.act_prev,
+                          self.act_next10, self.act_prev10,
                           self.act_first, self.act_last, self.act_goto, None, self.act_next_key,
                           self.act_prev_key, self.act_next_flag, self.act_prev_flag],
             "&Track": [self.act_track_fwd, self.act_track_back, self.act_stop],
@@ -467,6 +472,13 @@ class MainWindow(QtWidgets.QMainWindow):
             self.document.review_threshold = float(value)
         self.score_plot.set_threshold(value)
 
+    def _show_speed(self, speed: float) -> None:
+        self.statusBar().showMessage(f"playback at {speed:g}× the video's speed", 3000)
+
+    def _copy_box_forward(self) -> None:
+        if self.edits.copy_box_forward():
+            self.playback.step(1)
+
     # ================================================================ tracking
 
     def start_tracking(self, direction: int) -> bool:
@@ -506,8 +518,8 @@ class MainWindow(QtWidgets.QMainWindow):
                        self.act_first, self.act_last, self.act_goto):
             action.setEnabled(has_document and (editable or action not in (
                 self.act_new_box, self.act_play, self.act_import_mot, self.act_import_boxes)))
-        for action in (self.act_draw_box, self.act_keyframe, self.act_rename, self.act_delete_box,
-                       self.act_delete_track,
+        for action in (self.act_draw_box, self.act_keyframe, self.act_copy_forward, self.act_rename,
+                       self.act_delete_box, self.act_delete_track,
                        self.act_interpolate, self.act_interpolate_all, self.act_occluded,
                        self.act_absent, self.act_review, self.act_track_fwd, self.act_track_back):
             action.setEnabled(has_track and editable)

@@ -1,4 +1,4 @@
-"""Which frame is shown: the frame index, stepping, the play timer, jumps to keyframes
+"""Which frame is shown: the frame index, stepping, the play timer and its speed, jumps to keyframes
 and flagged frames, and the "go to frame" dialog.
 
 :class:`Playback` only moves :attr:`Session.frame_index <hnse_gui.session.Session.frame_index>`
@@ -15,6 +15,7 @@ from PyQt5 import QtCore, QtWidgets
 from hnse_gui.session import Session
 
 DEFAULT_PLAY_FPS = 25.0
+PLAY_SPEEDS = (0.25, 0.5, 1.0, 2.0, 4.0)  # times the video's own frame rate
 
 
 class Playback(QtCore.QObject):
@@ -27,6 +28,7 @@ class Playback(QtCore.QObject):
         super().__init__(parent)
         self.session = session
         self._busy = busy
+        self.speed = 1.0
         self.timer = QtCore.QTimer(self)
         self.timer.timeout.connect(self._tick)
 
@@ -52,11 +54,23 @@ class Playback(QtCore.QObject):
         if self.timer.isActive():
             self.timer.stop()
         elif session.document is not None and not self._busy():
-            fps = getattr(session.source, "fps", None) or DEFAULT_PLAY_FPS
             if session.frame_index >= session.document.frame_count - 1:
                 self.set_frame(0)
-            self.timer.start(int(1000 / fps))
+            self.timer.start(self._interval_ms())
         self.playingChanged.emit()
+
+    def change_speed(self, steps: int) -> float:
+        """``steps`` along :data:`PLAY_SPEEDS` (faster when positive), at once when playing;
+        returns the new speed."""
+        index = min(max(PLAY_SPEEDS.index(self.speed) + steps, 0), len(PLAY_SPEEDS) - 1)
+        self.speed = PLAY_SPEEDS[index]
+        if self.timer.isActive():
+            self.timer.setInterval(self._interval_ms())
+        return self.speed
+
+    def _interval_ms(self) -> int:
+        fps = getattr(self.session.source, "fps", None) or DEFAULT_PLAY_FPS
+        return max(1, int(1000 / (fps * self.speed)))
 
     def stop(self) -> None:
         self.timer.stop()

@@ -203,3 +203,12 @@ def test_the_bundled_samples_recovery_file_goes_to_the_data_folder(make_window, 
     window = make_window()
     assert window.open_media(SAMPLE)
     assert window.files.autosaver.target().parent == tmp_path / "recovery"
+
+
+def test_copy_box_to_the_next_frame_and_go_there(window):
+    document, track_id = window.document, window.current_track
+    window.act_copy_forward.trigger()
+    assert window.frame_index == 1 and document.track(track_id).origin[1] == Origin.MANUAL
+    assert window.frame_view.editable_box() == pytest.approx(tuple(document.track(track_id).boxes[0]))
+    listed = {text: keys for rows in window.shortcut_table().values() for text, keys in rows}
+    assert listed["Copy box to next frame"] == "D" and listed["Play faster"] == ">"

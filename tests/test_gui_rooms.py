@@ -39,6 +39,13 @@ def files_on(session: Session, qtbot, tmp_path) -> ProjectFiles:
     return ProjectFiles(session, settings, tmp_path / "recovery", window, lambda: 0.3)
 
 
+def edits_on(session: Session, qtbot) -> Edits:
+    """Edits of ``session`` through a new undo stack (``edits.undo_stack``), on a bare frame view."""
+    frame_view = FrameView()
+    qtbot.addWidget(frame_view)
+    return Edits(session, QtWidgets.QUndoStack(), frame_view)
+
+
 def test_playback_clamps_to_the_video_and_says_when_the_frame_moves(qtbot):
     session = session_with_track()
     playback = Playback(session)
@@ -123,10 +130,8 @@ def test_files_ask_before_dropping_changes_and_save_as_a_project(qtbot, tmp_path
 def test_edits_go_through_the_undo_stack_and_wait_for_a_run(qtbot):
     session = session_with_track()
     session.frame_index = 4
-    undo_stack = QtWidgets.QUndoStack()
-    frame_view = FrameView()
-    qtbot.addWidget(frame_view)
-    edits = Edits(session, undo_stack, frame_view)
+    edits = edits_on(session, qtbot)
+    undo_stack = edits.undo_stack
     track = session.document.track(session.current_track)
     edits.make_keyframe()  # frame 4 has no box: the nearest earlier one, frame 2's, is kept
     edits.toggle_flag(Flag.NEEDS_REVIEW)
@@ -171,11 +176,9 @@ def test_runs_start_only_from_a_box_on_the_current_frame(qtbot):
 def test_a_run_that_changes_nothing_leaves_no_undo_step_and_says_what_undo_would_undo(qtbot):
     session = session_with_track(keyframes=(2,))
     document, track_id = session.document, session.current_track
-    undo_stack = QtWidgets.QUndoStack()
+    edits = edits_on(session, qtbot)
+    undo_stack = edits.undo_stack
     runs = TrackingRuns(session, undo_stack, variants=[])
-    frame_view = FrameView()
-    qtbot.addWidget(frame_view)
-    edits = Edits(session, undo_stack, frame_view)
     messages = []
     for room in (runs, edits):
         room.status.connect(lambda text, _ms: messages.append(text))
@@ -204,3 +207,29 @@ def test_a_run_that_changes_nothing_leaves_no_undo_step_and_says_what_undo_would
         assert messages[-1] == f"redone: Track forward: track {track_id}, frames 3–6"
     finally:
         runs.shutdown()
+
+
+def test_playback_speed_steps_through_its_speeds_and_retimes_a_running_timer(qtbot):
+    session = session_with_track()
+    playback = Playback(session)
+    playback.toggle_play()
+    normal = playback.timer.interval()
+    assert playback.change_speed(1) == 2.0 and playback.timer.interval() == normal // 2
+    assert playback.change_speed(10) == 4.0  # the fastest stays the fastest
+    assert playback.change_speed(-3) == 0.5 and playback.timer.interval() == normal * 2
+    playback.stop()
+
+
+def test_copy_box_forward_makes_the_next_frame_a_keyframe(qtbot):
+    session = session_with_track(keyframes=(2,))
+    session.frame_index = 2
+    edits = edits_on(session, qtbot)
+    undo_stack = edits.undo_stack
+    track = session.document.track(session.current_track)
+    assert edits.copy_box_forward()
+    assert track.origin[3] == Origin.MANUAL and track.boxes[3].tolist() == track.boxes[2].tolist()
+    assert undo_stack.undoText() == "Copy box to frame 4"
+    session.frame_index = 4  # no box here: nothing to copy
+    assert not edits.copy_box_forward() and undo_stack.count() == 1
+    session.frame_index = FRAMES - 1
+    assert not edits.copy_box_forward()
