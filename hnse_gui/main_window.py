@@ -346,6 +346,8 @@ class MainWindow(QtWidgets.QMainWindow):
             toolbar.addWidget(QtWidgets.QLabel(label))
             toolbar.addWidget(widget)
             widget.installEventFilter(focus_back)
+        toolbar.addWidget(QtWidgets.QLabel("  tracker:"))
+        toolbar.addWidget(self.runs.tracker_choice)
 
         style = self.style()
         for action, icon in ((self.act_first, QtWidgets.QStyle.SP_MediaSkipBackward),

@@ -6,7 +6,9 @@ The trackers live in :class:`~hnse_gui.worker.TrackingThread`'s worker thread;
 progress :attr:`Session.run <hnse_gui.session.Session.run>` holds it and the document
 is not editable; when it ends, the frames it changed become one
 :class:`~hnse_gui.commands.TrackingRunCommand` on the undo stack. The progress bar and
-the speed and model labels (for the status bar) are this room's.
+the speed and model labels (for the status bar) and the choice of tracker (for the
+toolbar: both model variants, one of them, or one of the worker's
+:data:`~hnse_gui.worker.OTHER_TRACKERS`) are this room's.
 """
 from __future__ import annotations
 
@@ -61,6 +63,16 @@ class TrackingRuns(QtCore.QObject):
         self.tracking.worker.finished.connect(self._finished)
         self.tracking.worker.failed.connect(self.failed)
         self.tracking.worker.modelsReady.connect(self._models_loaded)
+        self.tracking.worker.othersAvailable.connect(self._others_available)
+        self.tracker_choice = QtWidgets.QComboBox()  # which trackers a run uses (item data: their names)
+        self.tracker_choice.setFocusPolicy(QtCore.Qt.NoFocus)  # the frame's keys stay the frame's
+        self.tracker_choice.setToolTip("Which tracker a run uses; the first one's boxes become the track's. "
+                                       "Heatmaps come from the HNSE models only")
+        names = tuple(spec.name for spec in self.variants)
+        if len(names) > 1:
+            self.tracker_choice.addItem(f"HNSE: {' + '.join(names)}", names)
+        for name in names:
+            self.tracker_choice.addItem(f"HNSE {name}", (name,))
         self.progress = QtWidgets.QProgressBar()
         self.progress.setMaximumWidth(180)
         self.progress.setVisible(False)
@@ -101,7 +113,8 @@ class TrackingRuns(QtCore.QObject):
         self._run_counter += 1
         request = RunRequest(run_id=self._run_counter, track_id=track_id, start_frame=frame,
                              start_box=box, direction=1 if direction > 0 else -1, max_frames=max_frames,
-                             score_threshold=document.review_threshold, keyframes=keyframes)
+                             score_threshold=document.review_threshold, keyframes=keyframes,
+                             trackers=tuple(self.tracker_choice.currentData() or ()))
         session.run = ActiveRun(request, document.get_range(track_id, low, high))
         self.progress.setRange(0, max_frames or 0)
         self.progress.setValue(0)
@@ -131,9 +144,12 @@ class TrackingRuns(QtCore.QObject):
         run, document = session.run, session.document
         if run is None or step.run_id != run.request.run_id or document is None:
             return
+        first = next(iter(step.results), None)
         for name, result in step.results.items():
             try:
                 document.apply_tracking(step.track_id, step.frame_index, result.box, result.score, name)
+                if name == first and name != document.primary_variant:  # the run's first tracker leads
+                    document.apply_tracking(step.track_id, step.frame_index, result.box, result.score)
             except InputError as error:  # a degenerate box: keep the run going, say so
                 self.status.emit(f"frame {step.frame_index + 1}: {error}", 4000)
             if result.maps and document.keep_maps:
@@ -178,16 +194,23 @@ class TrackingRuns(QtCore.QObject):
             self.status.emit(message, 8000)
         self.ended.emit(end)
 
+    def _others_available(self, names: list[str]) -> None:
+        for name in names:
+            if self.tracker_choice.findText(name) < 0:
+                self.tracker_choice.addItem(name, (name,))
+
     def _models_loaded(self, descriptions: list[str]) -> None:
         self.models_ready = True
         self.model_label.setText(" · ".join(descriptions))
 
 
 def run_text(request: RunRequest, last_frame: int) -> str:
-    """A run's undo text: its direction, track and frames (1-based, in the order tracked)."""
+    """A run's undo text: its direction, its tracker when it chose one, its track and
+    frames (1-based, in the order tracked)."""
     direction = "forward" if request.direction > 0 else "backward"
+    tracker = f" with {request.trackers[0]}" if len(request.trackers) == 1 else ""
     first, last = request.start_frame + 1, last_frame + 1
-    return f"Track {direction}: track {request.track_id}, frames {first}–{last}"
+    return f"Track {direction}{tracker}: track {request.track_id}, frames {first}–{last}"
 
 
 def slices_differ(a: TrackSlice, b: TrackSlice) -> bool:

@@ -130,8 +130,9 @@ class Views(QtCore.QObject):
             self.score_plot.set_scores({})
             return
         track = session.document.track(session.current_track)
-        self.score_plot.set_scores({name: track.variant_scores[name] for name in self.variant_names
-                                    if name in track.variant_scores})
+        names = [name for name in self.variant_names if name in track.variant_scores]
+        names += [name for name in track.variant_scores if name not in names]  # other trackers' runs
+        self.score_plot.set_scores({name: track.variant_scores[name] for name in names})
 
     def current_results(self) -> dict[str, TrackResult | None]:
         """Each variant's result on the current frame for the current track, when this

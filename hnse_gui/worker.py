@@ -52,6 +52,11 @@ class VariantSpec:
         return f"{self.name}: untrained (random weights)"
 
 
+# Trackers a run may use besides the model variants, by the name the GUI shows, as
+# model.evaluate.make_tracker names them; they give boxes and scores but no maps.
+OTHER_TRACKERS = {"NanoTrack v3": "nanotrack3", "OpenCV CSRT": "opencv:CSRT"}
+
+
 @dataclass(frozen=True)
 class RunRequest:
     """Track one track from ``start_frame`` (whose box is ``start_box``) in ``direction``.
@@ -59,7 +64,9 @@ class RunRequest:
     ``max_frames`` bounds the number of frames tracked (None: until stopped or the end
     of the video). The run stops by itself after a frame whose first-variant score is
     below ``score_threshold``. ``keyframes`` are the track's MANUAL boxes: the run
-    re-initialises the trackers on them instead of tracking them.
+    re-initialises the trackers on them instead of tracking them. ``trackers`` names the
+    trackers that run (model variants or :data:`OTHER_TRACKERS`), the first one's boxes
+    becoming the track's; empty: every model variant.
     """
 
     run_id: int
@@ -70,6 +77,7 @@ class RunRequest:
     max_frames: int | None = None
     score_threshold: float = 0.0
     keyframes: dict[int, Box] = field(default_factory=dict)
+    trackers: tuple[str, ...] = ()
 
 
 @dataclass
@@ -102,6 +110,7 @@ class TrackingWorker(QtCore.QObject):
     """Lives in the tracking thread; every slot runs there."""
 
     modelsReady = QtCore.pyqtSignal(list)  # [VariantSpec.describe(), ...]
+    othersAvailable = QtCore.pyqtSignal(list)  # the names of OTHER_TRACKERS that can run here
     failed = QtCore.pyqtSignal(str)  # a one-line error outside a run
     stepped = QtCore.pyqtSignal(object)  # FrameStep
     finished = QtCore.pyqtSignal(object)  # RunEnd
@@ -111,7 +120,8 @@ class TrackingWorker(QtCore.QObject):
         self._stop = stop_event
         self._torch_threads = torch_threads
         self._specs: list[VariantSpec] = []
-        self._trackers: dict[str, object] = {}
+        self._trackers: dict[str, object] = {}  # the model variants', by name
+        self._others: dict[str, object] = {}  # OTHER_TRACKERS made so far
         self._source = None
 
     @QtCore.pyqtSlot(str)
@@ -137,6 +147,10 @@ class TrackingWorker(QtCore.QObject):
             traceback.print_exc()
             self.failed.emit(f"loading the models failed: {type(error).__name__}: {error}")
             return
+        from model.nanotrack3 import default_weights
+
+        self.othersAvailable.emit([name for name in OTHER_TRACKERS
+                                   if name != "NanoTrack v3" or default_weights().is_file()])
         self.modelsReady.emit([spec.describe() for spec in specs])
 
     def _load(self, specs: list[VariantSpec]) -> None:
@@ -179,11 +193,12 @@ class TrackingWorker(QtCore.QObject):
             return end("error", request.start_frame, "no video is open")
         if not self._trackers:
             return end("error", request.start_frame, "no model is loaded")
+        trackers = {name: self._tracker(name) for name in request.trackers or self._trackers}
         frame_count = len(self._source)
         box = request.start_box
         frame_index = request.start_frame
         try:
-            self._init_all(self._source[frame_index], box)
+            self._init_all(trackers, self._source[frame_index], box)
         except FrameDecodeError as error:
             return end("decode_failed", error.frame_index, str(error))
         started = time.perf_counter()
@@ -202,17 +217,30 @@ class TrackingWorker(QtCore.QObject):
             done += 1
             keyframe = request.keyframes.get(frame_index)
             if keyframe is not None:
-                self._init_all(frame, keyframe)  # the user's box wins: restart from it
+                self._init_all(trackers, frame, keyframe)  # the user's box wins: restart from it
                 continue
-            results = {name: tracker.track(frame) for name, tracker in self._trackers.items()}
+            results = {name: tracker.track(frame) for name, tracker in trackers.items()}
             fps = done / max(time.perf_counter() - started, 1e-6)
             self.stepped.emit(FrameStep(request.run_id, request.track_id, frame_index, results, done, fps))
             first = next(iter(results.values()))
             if first.score < request.score_threshold:
                 return end("low_score", frame_index)
 
-    def _init_all(self, frame, box: Box) -> None:
-        for tracker in self._trackers.values():
+    def _tracker(self, name: str):
+        """A model variant's tracker, or one of :data:`OTHER_TRACKERS`, made on first use."""
+        if name in self._trackers:
+            return self._trackers[name]
+        if name not in self._others:
+            if name not in OTHER_TRACKERS:
+                raise HNSEError(f"no tracker named {name!r}")
+            from model.evaluate import make_tracker
+
+            self._others[name] = make_tracker(OTHER_TRACKERS[name])
+        return self._others[name]
+
+    @staticmethod
+    def _init_all(trackers: dict[str, object], frame, box: Box) -> None:
+        for tracker in trackers.values():
             tracker.init(frame, tuple(float(v) for v in box))
 
 

@@ -212,3 +212,27 @@ def test_copy_box_to_the_next_frame_and_go_there(window):
     assert window.frame_view.editable_box() == pytest.approx(tuple(document.track(track_id).boxes[0]))
     listed = {text: keys for rows in window.shortcut_table().values() for text, keys in rows}
     assert listed["Copy box to next frame"] == "D" and listed["Play faster"] == ">"
+
+
+def test_a_run_with_a_chosen_tracker_writes_the_track_with_its_boxes(qtbot, window):
+    from model.nanotrack3 import default_weights
+
+    from tests.test_gui import RUN_TIMEOUT_MS, track
+
+    document, track_id = window.document, window.current_track
+    choice = window.runs.tracker_choice
+    texts = [choice.itemText(i) for i in range(choice.count())]
+    assert texts[:3] == ["HNSE: with HE + without HE", "HNSE with HE", "HNSE without HE"]
+    window.runs.load_models()
+    qtbot.waitUntil(lambda: choice.findText("OpenCV CSRT") >= 0, timeout=RUN_TIMEOUT_MS)
+    assert (choice.findText("NanoTrack v3") >= 0) == default_weights().is_file()
+    choice.setCurrentIndex(choice.findText("OpenCV CSRT"))
+    end = track(qtbot, window, +1, 5)
+    assert (end.reason, end.frames_done) == ("done", 5)
+    tracked = document.track(track_id)
+    assert (tracked.origin[1:6] == Origin.TRACKED).all()
+    assert sorted(tracked.variant_boxes) == ["OpenCV CSRT"]  # the models did not run
+    assert tracked.boxes[1:6].tolist() == tracked.variant_boxes["OpenCV CSRT"][1:6].tolist()
+    assert window.undo_stack.undoText() == f"Track forward with OpenCV CSRT: track {track_id}, frames 1–6"
+    assert window.score_plot.curve_data("OpenCV CSRT")[1:6].tolist() == tracked.variant_scores["OpenCV CSRT"][1:6].tolist()
+    assert all(result is None for result in window.current_results().values())  # no heatmaps from CSRT
