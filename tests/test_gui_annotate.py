@@ -50,8 +50,9 @@ def test_rename_a_track_by_double_click_f2_and_menu_without_firing_shortcuts(qtb
     assert editor.isVisible() and window.current_track == first
     levels = window.act_levels.isChecked()
     editor.selectAll()
-    QTest.keyClicks(editor, "tall lady")  # t tracks, l toggles per-level maps, a flags absent
+    QTest.keyClicks(editor, "tall lady")  # t tracks, l toggles per-level maps, a flags absent, space plays
     assert window.session.run is None and window.act_levels.isChecked() == levels
+    assert not window.playback.timer.isActive()
     assert editor.text() == "tall lady"
     QTest.keyClick(editor, QtCore.Qt.Key_Return)
     qtbot.waitUntil(lambda: document.track(first).label == "tall lady", timeout=2000)  # the delegate commits queued
