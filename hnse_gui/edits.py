@@ -1,5 +1,6 @@
 """The user's edits of the open document: undo / redo, drawing a new track or a keyframe
-box, moving a box, keyframes, deleting a frame's box or a track (once confirmed), imported tracks, renaming and recolouring tracks, flags and
+box, moving a box, copying it to the next frame, keyframes, deleting a frame's box or a
+track (once confirmed), imported tracks, renaming and recolouring tracks, flags and
 interpolation.
 
 Every edit is a :mod:`hnse_gui.commands` QUndoCommand pushed on the window's undo

@@ -235,5 +235,6 @@ def test_a_run_with_a_chosen_tracker_writes_the_track_with_its_boxes(qtbot, wind
     assert sorted(tracked.variant_boxes) == ["OpenCV CSRT"]  # the models did not run
     assert tracked.boxes[1:6].tolist() == tracked.variant_boxes["OpenCV CSRT"][1:6].tolist()
     assert window.undo_stack.undoText() == f"Track forward with OpenCV CSRT: track {track_id}, frames 1–6"
-    assert window.score_plot.curve_data("OpenCV CSRT")[1:6].tolist() == tracked.variant_scores["OpenCV CSRT"][1:6].tolist()
+    plotted = window.score_plot.curve_data("OpenCV CSRT")
+    assert plotted[1:6].tolist() == tracked.variant_scores["OpenCV CSRT"][1:6].tolist()
     assert all(result is None for result in window.current_results().values())  # no heatmaps from CSRT
