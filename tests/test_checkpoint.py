@@ -6,7 +6,9 @@ import builtins
 import os
 import pickle
 from dataclasses import replace
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -223,3 +225,29 @@ def test_a_file_without_its_hash_is_refused_and_version_1_files_still_load(tmp_p
     payload["version"] = 1  # files written before the hash existed
     torch.save(payload, path)
     assert read_checkpoint(path)["version"] == 1
+
+
+SHIPPED = sorted((Path(__file__).resolve().parents[1] / "resources" / "weights").glob("*.pt"))
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=[p.name for p in SHIPPED])
+def test_every_shipped_file_is_plain_data_with_its_hash_and_tracks(path):
+    """weights_only loading, the tensor hash, and a real frame tracked from the file alone
+    (NanoTrack v3's own file is not needed: HNSE-Nano files carry its weights)."""
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    assert payload["version"] == 2 and isinstance(payload["tensor_sha256"], str)
+    tracker = Tracker.from_checkpoint(path, inspect=False)
+    frame = (np.arange(240 * 320 * 3) % 251).astype(np.uint8).reshape(240, 320, 3)
+    tracker.init(frame, (100, 80, 40, 50))
+    result = tracker.track(frame)
+    assert 0.0 <= result.score <= 1.0 and result.box[2] > 0
+
+
+def test_shipped_nano_files_are_nanotrack_v3_plus_the_new_branches():
+    nano = {p.stem: p for p in SHIPPED if p.stem.startswith("nano_")}
+    assert set(nano) == {"nano_he", "nano_nohe"}
+    he, nohe = (read_checkpoint(nano[name]) for name in ("nano_he", "nano_nohe"))
+    assert {k.split(".")[0] for k in he["state_dict"]} == {"backbone", "ban_head", "centerness", "embedding"}
+    assert {k.split(".")[0] for k in nohe["state_dict"]} == {"backbone", "ban_head", "centerness"}
+    for key, value in nohe["state_dict"].items():  # same start, same data: only the HE branch differs
+        assert torch.equal(value, he["state_dict"][key]), key

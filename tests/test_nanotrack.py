@@ -218,3 +218,16 @@ def test_torch_backend_matches_eager_for_hnse_nano():
         torch.testing.assert_close(out[key], eager[key], rtol=1e-4, atol=1e-4)
     with pytest.raises(InputError, match="onnx backend cannot run HNSENanoNet"):
         make_backend(net, "onnx")
+
+
+@needs_weights
+def test_shipped_hnse_nano_keeps_nanotrack_v3_trunk_and_head_unchanged():
+    from model.checkpoint import read_checkpoint
+
+    original = torch.load(DEFAULT_WEIGHTS, map_location="cpu", weights_only=True)
+    for name in ("nano_he", "nano_nohe"):
+        state = read_checkpoint(REPO / "resources" / "weights" / f"{name}.pt")["state_dict"]
+        shared = [k for k in state if k.startswith(("backbone.", "ban_head."))]
+        assert len(shared) == len([k for k in original if not k.startswith("neck.")])
+        for key in shared:
+            assert torch.equal(state[key], original[key]), (name, key)
