@@ -8,7 +8,9 @@ Each concern is a room of its own, and all of them share one
 * :mod:`hnse_gui.playback`: the frame index, stepping, the play timer, jumps;
 * :mod:`hnse_gui.edits`: the user's edits;
 * :mod:`hnse_gui.runs`: tracking runs on the worker thread;
-* :mod:`hnse_gui.views`: the widgets that show the work, and their redraws.
+* :mod:`hnse_gui.views`: the widgets that show the work, and their redraws; the
+  Pipeline dock (View › Pipeline, P) holds its pipeline view and "why this box" table,
+  which follow the frame like the heatmaps: the step mode.
 
 Data flow, one way round:
 
@@ -46,6 +48,7 @@ from hnse_gui.worker import RunEnd, VariantSpec
 from model.result import TrackResult
 
 MODEL_LOAD_DELAY_MS = 300
+PIPELINE_DOCK_WIDTH = 560  # two variant columns of crops and maps, and the "why this box" table
 DONE_KEYS = (QtCore.Qt.Key_Return, QtCore.Qt.Key_Enter, QtCore.Qt.Key_Escape)
 
 
@@ -175,6 +178,20 @@ class MainWindow(QtWidgets.QMainWindow):
         splitter.setSizes([860, 560])
         self.setCentralWidget(splitter)
 
+        steps = QtWidgets.QSplitter(QtCore.Qt.Vertical)
+        steps.addWidget(views.pipeline)
+        steps.addWidget(views.why_box)
+        steps.setStretchFactor(0, 3)
+        steps.setStretchFactor(1, 1)
+        steps.setSizes([600, 200])
+        self.pipeline_dock = QtWidgets.QDockWidget("Pipeline", self)
+        self.pipeline_dock.setObjectName("pipeline-dock")
+        self.pipeline_dock.setWidget(steps)
+        self.pipeline_dock.visibilityChanged.connect(self._pipeline_shown)
+        self.addDockWidget(QtCore.Qt.RightDockWidgetArea, self.pipeline_dock)
+        self.pipeline_dock.hide()
+        self._pipeline_sized = False
+
     def _action(self, text: str, slot, shortcut=None, tip: str = "", checkable: bool = False,
                 dialog: bool = False) -> QtWidgets.QAction:
         """A window action; ``dialog``: its slot may open a modal dialog, after which the
@@ -208,6 +225,14 @@ class MainWindow(QtWidgets.QMainWindow):
         self.act_export_mot = a("Export all as &MOT CSV…", files.export_mot, "Ctrl+Shift+E", dialog=True)
         self.act_export_cvat = a("Export all as &CVAT XML…", files.export_cvat, None,
                                  "Export every track as CVAT for video 1.1 XML", dialog=True)
+        self.act_export_figure = a("Export &figure…", lambda: files.export_figure(self.current_results()), None,
+                                   "Export this frame's heatmaps of every variant as a PNG or SVG figure",
+                                   dialog=True)
+        self.act_export_scores = a("Export score c&urves…", lambda: files.export_scores(self.views.current_scores()),
+                                   None, "Export the current track's scores over the clip as a PNG plot or a CSV "
+                                   "table", dialog=True)
+        self.act_open_demo = a("Open &demo scene…", files.open_demo_scene_dialog, None,
+                               "Open a synthetic scene with look-alike distractors, ready to track", dialog=True)
         self.act_import_mot = a("&Import MOT…", files.import_mot_dialog, None,
                                 "Add one track per identity of a MOT file", dialog=True)
         self.act_import_boxes = a("Import &boxes (text)…", files.import_boxes_dialog, None,
@@ -273,6 +298,12 @@ class MainWindow(QtWidgets.QMainWindow):
         self.act_reference = a("Show ground truth", self.views.set_show_reference, "G", checkable=True)
         self.act_reference.setChecked(True)
         self.act_keep_maps = a("Keep maps in project", self._toggle_keep_maps, None, checkable=True)
+        self.act_pipeline = self.pipeline_dock.toggleViewAction()  # follows the dock's own close button
+        self.act_pipeline.setText("&Pipeline (step mode)")
+        self.act_pipeline.setShortcut("P")
+        self.act_pipeline.setStatusTip("Show how each variant decided on this frame, step by step; "
+                                       "the arrow keys step the frames")
+        self.addAction(self.act_pipeline)
         for action, box in ((self.act_final, self.inspect.final_box), (self.act_levels, self.inspect.levels_box),
                             (self.act_candidates, self.inspect.candidates_box)):
             action.setChecked(box.isChecked())
@@ -284,10 +315,10 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _build_menus_and_toolbar(self) -> None:
         menus = {
-            "&File": [self.act_open, self.act_open_folder, self.act_open_project, None, self.act_save,
-                      self.act_save_as, None, self.act_import_mot, self.act_import_boxes, None,
-                      self.act_export_txt, self.act_export_mot, self.act_export_cvat, None, self.act_settings,
-                      None, self.act_quit],
+            "&File": [self.act_open, self.act_open_folder, self.act_open_project, self.act_open_demo, None,
+                      self.act_save, self.act_save_as, None, self.act_import_mot, self.act_import_boxes, None,
+                      self.act_export_txt, self.act_export_mot, self.act_export_cvat, self.act_export_figure,
+                      self.act_export_scores, None, self.act_settings, None, self.act_quit],
             "&Edit": [self.act_undo, self.act_redo, None, self.act_new_box, self.act_draw_box, self.act_keyframe,
                       self.act_copy_forward, self.act_rename, self.act_delete_box, self.act_delete_track, None,
                       self.act_interpolate, self.act_interpolate_all, None,
@@ -298,8 +329,8 @@ class MainWindow(QtWidgets.QMainWindow):
                           self.act_prev_key, self.act_next_flag, self.act_prev_flag],
             "&Track": [self.act_track_fwd, self.act_track_back, self.act_stop],
             "&View": [self.act_zoom_in, self.act_zoom_out, self.act_fit, None, self.act_final,
-                      self.act_levels, self.act_candidates, self.act_overlay, self.act_reference, None,
-                      self.act_keep_maps],
+                      self.act_levels, self.act_candidates, self.act_overlay, self.act_reference,
+                      self.act_pipeline, None, self.act_keep_maps],
             "&Help": [self.act_help, self.act_about],
         }
         self.menus: dict[str, QtWidgets.QMenu] = {}
@@ -474,6 +505,25 @@ class MainWindow(QtWidgets.QMainWindow):
             self.document.review_threshold = float(value)
         self.score_plot.set_threshold(value)
 
+    def _pipeline_shown(self, shown: bool) -> None:
+        if shown and not self._pipeline_sized:
+            self._pipeline_sized = True
+            QtCore.QTimer.singleShot(0, self._size_pipeline_dock)  # once the dock is laid out
+        self.views.set_pipeline_shown(shown)
+
+    def _size_pipeline_dock(self) -> None:
+        """Give the dock its width the first time it shows: the window widens by what the
+        dock lacks (the other views have their minimum widths), as far as its screen
+        allows when the screen is wider than the window."""
+        lacking = PIPELINE_DOCK_WIDTH - self.pipeline_dock.width()
+        if lacking > 0 and not (self.isMaximized() or self.isFullScreen()):
+            width = self.width() + lacking
+            screen = self.windowHandle().screen().availableGeometry().width() if self.windowHandle() else 0
+            if screen >= self.width():
+                width = min(width, screen)
+            self.resize(width, self.height())
+        self.resizeDocks([self.pipeline_dock], [PIPELINE_DOCK_WIDTH], QtCore.Qt.Horizontal)
+
     def _show_speed(self, speed: float) -> None:
         self.statusBar().showMessage(f"playback at {speed:g}× the video's speed", 3000)
 
@@ -525,7 +575,8 @@ class MainWindow(QtWidgets.QMainWindow):
                        self.act_interpolate, self.act_interpolate_all, self.act_occluded,
                        self.act_absent, self.act_review, self.act_track_fwd, self.act_track_back):
             action.setEnabled(has_track and editable)
-        self.act_export_txt.setEnabled(has_track)
+        for action in (self.act_export_txt, self.act_export_figure, self.act_export_scores):
+            action.setEnabled(has_track)
         self.act_stop.setEnabled(running or self.frame_view.drawing)  # Esc also leaves "new box" mode
         self.act_undo.setEnabled(editable and self.undo_stack.canUndo())
         self.act_redo.setEnabled(editable and self.undo_stack.canRedo())

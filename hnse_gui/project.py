@@ -1,6 +1,7 @@
-"""The work's files: opening a video, an image folder, a sequence folder or a project,
-offering recovery files back, saving (as), asking before unsaved work is dropped,
-autosave and its setting, imports, exports, and the window title that names the work.
+"""The work's files: opening a video, an image folder, a sequence folder, a demo scene or
+a project, offering recovery files back, saving (as), asking before unsaved work is
+dropped, autosave and its setting, imports, exports (boxes, and the figures of
+:mod:`hnse_gui.figures`), and the window title that names the work.
 
 :class:`ProjectFiles` reads and writes files and asks the user about them; what a new
 document means for the views, the undo stack and the worker is the window's business,
@@ -17,7 +18,9 @@ from PyQt5 import QtCore, QtWidgets
 
 from hnse_gui import dialogs
 from hnse_gui.autosave import Autosaver, recovery_candidate
+from hnse_gui.demo_scenes import demo_scenes
 from hnse_gui.document import Document, Origin
+from hnse_gui.figures import export_heatmap_figure, export_score_curves
 from hnse_gui.session import Session
 from hnse_gui.store import (export_boxes_txt, export_cvat_video, export_mot_csv, import_boxes_txt, import_mot,
                             load_project, save_project)
@@ -133,6 +136,26 @@ class ProjectFiles(QtCore.QObject):
         path = self.ask_folder("Open an image folder or a sequence folder")
         if path:
             self.open_media(path)
+
+    def open_demo_scene_dialog(self) -> None:
+        """Offer the synthetic distractor scenes; the chosen one opens like a sequence
+        folder (its ground truth the reference, its first box the first track)."""
+        scenes = demo_scenes()
+        chosen = self.ask_demo_scene([scene.describe() for scene in scenes])
+        if chosen is None:
+            return
+        self.status.emit(f"writing {scenes[chosen].name} into {self.demo_cache_dir()}", 0)
+        try:
+            folder = scenes[chosen].folder(self.demo_cache_dir())
+        except OSError as error:
+            self.failed.emit(f"cannot write the demo scene: {error}")
+            return
+        self.open_media(folder)
+
+    def demo_cache_dir(self) -> Path:
+        """Where demo scenes are written as sequence folders: the user's cache."""
+        location = QtCore.QStandardPaths.writableLocation(QtCore.QStandardPaths.CacheLocation)
+        return Path(location or Path.home() / ".cache" / "hnse-studio") / "demo-scenes"
 
     def open_project_dialog(self) -> None:
         path = self.ask_open_path("Open project", "HNSE project (*.h5 *.hdf5)")
@@ -261,10 +284,33 @@ class ProjectFiles(QtCore.QObject):
         if path:
             self._export(lambda: export_cvat_video(document, path), path)
 
+    def export_figure(self, results: dict) -> None:
+        """The heatmap figure (PNG or SVG) of this frame's ``results`` (variant ->
+        TrackResult or None) over the frame itself."""
+        document, index = self.session.document, self.session.frame_index
+        if document is None or not any(result is not None for result in results.values()):
+            self.failed.emit("no maps on this frame to draw: track it first (or keep maps in the project)")
+            return
+        path = self.ask_save_path("Export figure", "PNG (*.png);;SVG (*.svg)",
+                                  f"{document.video_path.rstrip('/')}_frame{index + 1:05d}.png")
+        if path:
+            self._export(lambda: export_heatmap_figure(results, self.session.source[index], path), path)
+
+    def export_scores(self, scores: dict) -> None:
+        """The current track's ``scores`` (tracker -> per-frame score) as a plot (PNG) or a table (CSV)."""
+        document = self.session.document
+        if document is None or not scores:
+            self.failed.emit("no scores to export: track the current track first")
+            return
+        path = self.ask_save_path("Export score curves", "PNG (*.png);;CSV (*.csv)",
+                                  f"{document.video_path.rstrip('/')}_scores.png")
+        if path:
+            self._export(lambda: export_score_curves(scores, path), path)
+
     def _export(self, write, path: str) -> None:
         try:
             write()
-        except (HNSEError, OSError) as error:
+        except (HNSEError, OSError, ValueError) as error:
             self.failed.emit(f"{path}: cannot export ({error})")
             return
         self.status.emit(f"exported {path}", 4000)
@@ -307,6 +353,15 @@ class ProjectFiles(QtCore.QObject):
 
     def ask_folder(self, title: str) -> str:
         return QtWidgets.QFileDialog.getExistingDirectory(self.window, title)
+
+    def ask_demo_scene(self, descriptions: list[str]) -> int | None:
+        """The index of the scene the user picks among ``descriptions``, None when cancelled."""
+        text, chosen = QtWidgets.QInputDialog.getItem(
+            self.window, "Open demo scene",
+            "Synthetic scenes with look-alike distractors (the same object, tinted and rescaled), "
+            "the hard negatives HE emphasises.\nTrack one with both variants and step through the "
+            "frames with the Pipeline dock (P) to see where they part:", descriptions, 0, False)
+        return descriptions.index(text) if chosen else None
 
 
 def open_source(path: Path):

@@ -1,6 +1,7 @@
 """The views of the open work and their redraws: the frame with its boxes and overlays,
-the heatmaps, the timeline, the score plot, the track list, the slider and the frame
-label, and which track is current.
+the heatmaps, the pipeline view and its "why this box" table (the step mode's), the
+timeline, the score plot, the track list, the slider and the frame label, and which
+track is current.
 
 :class:`Views` builds these widgets (the window lays them out) and only draws the
 session: the document, the frame index, the current track and the results of this
@@ -18,10 +19,12 @@ from PyQt5 import QtCore, QtWidgets
 from hnse_gui.document import Change, Document, Flag, Origin
 from hnse_gui.frame_view import BoxShape, FrameView
 from hnse_gui.inspect_panel import InspectPanel
+from hnse_gui.pipeline_view import PipelineView
 from hnse_gui.score_plot import VARIANT_COLOURS, ScorePlot
 from hnse_gui.session import Session
 from hnse_gui.timeline import Timeline
 from hnse_gui.track_list import TrackList
+from hnse_gui.why_box import WhyBoxTable
 from model.errors import HNSEError
 from model.result import TrackResult
 
@@ -51,6 +54,10 @@ class Views(QtCore.QObject):
         self.timeline = Timeline()
         self.timeline.trackRequested.connect(self.select_track)
         self.score_plot = ScorePlot()
+        # the step mode's views, drawn only while shown (see set_pipeline_shown)
+        self.pipeline = PipelineView(self.variant_names)
+        self.why_box = WhyBoxTable(self.variant_names)
+        self.pipeline_shown = False
         self.track_list = TrackList()
         self.track_list.trackSelected.connect(self.select_track)
         self.slider = QtWidgets.QSlider(QtCore.Qt.Horizontal)
@@ -72,6 +79,12 @@ class Views(QtCore.QObject):
 
     def set_show_reference(self, shown: bool) -> None:
         self.show_reference = bool(shown)
+        self.redraw_frame_overlays()
+
+    def set_pipeline_shown(self, shown: bool) -> None:
+        """The pipeline view and its table are on screen (``shown``) or hidden, and left
+        as they are while hidden: drawing them costs time on every frame."""
+        self.pipeline_shown = bool(shown)
         self.redraw_frame_overlays()
 
     def select_track(self, track_id: int | None) -> None:
@@ -125,14 +138,18 @@ class Views(QtCore.QObject):
         self.documentRedrawn.emit()
 
     def redraw_scores(self) -> None:
+        self.score_plot.set_scores(self.current_scores())
+
+    def current_scores(self) -> dict[str, np.ndarray]:
+        """The current track's per-frame score (NaN: none) of every tracker that ran on
+        it, the model variants first; empty without a current track."""
         session = self.session
         if session.document is None or session.current_track is None:
-            self.score_plot.set_scores({})
-            return
+            return {}
         track = session.document.track(session.current_track)
         names = [name for name in self.variant_names if name in track.variant_scores]
         names += [name for name in track.variant_scores if name not in names]  # other trackers' runs
-        self.score_plot.set_scores({name: track.variant_scores[name] for name in names})
+        return {name: track.variant_scores[name] for name in names}
 
     def current_results(self) -> dict[str, TrackResult | None]:
         """Each variant's result on the current frame for the current track, when this
@@ -190,6 +207,9 @@ class Views(QtCore.QObject):
             self.frame_view.set_editable_box(*editable)
         results = self.current_results()
         self.inspect.grid.set_results(results)
+        if self.pipeline_shown:
+            self.pipeline.set_results(results)
+            self.why_box.set_results(results)
         chosen = results.get(self.inspect.variant)
         self.frame_view.set_candidates(chosen.candidates if chosen is not None and self.inspect.show_candidates
                                        else [])
