@@ -2,7 +2,8 @@
 
 PATH is a video file, an image folder, a benchmark sequence folder or a project
 file (.h5); without it the bundled sample clip opens. ``--demo`` tracks ``--frames``
-frames from the first box with both model variants, saves ``--screenshot`` and exits.
+frames from the first box with both model variants, saves ``--screenshot`` and exits;
+``--pipeline`` shows the Pipeline dock (each variant's decision on the frame, step by step).
 ``--exit-after-first-frame`` prints ``first frame shown`` once the frame view has
 painted a frame and ends the process at once: the start-up probe of ``bench``.
 ``--track`` presses "Track forward" once PATH is open; the run's length, its stop score
@@ -33,6 +34,8 @@ def add_arguments(parser) -> None:
                         help="track --frames frames from the first box, save --screenshot and exit")
     parser.add_argument("--frames", type=int, default=30, help="frames the demo tracks (default 30)")
     parser.add_argument("--screenshot", metavar="PNG", help="with --demo: save a screenshot of the window")
+    parser.add_argument("--pipeline", action="store_true",
+                        help="show the Pipeline dock: each variant's decision on the frame, step by step")
     parser.add_argument("--weights", metavar="DIR", default=None,
                         help="folder holding nano_he.pt and nano_nohe.pt (default resources/weights); "
                              "a missing file becomes an untrained network")
@@ -64,7 +67,8 @@ def run(args) -> int:
     if args.track:
         _track_forward_once_open()
     return main(args.path, demo_frames=args.frames if args.demo else None, screenshot=args.screenshot,
-                torch_threads=args.threads, settings_file=args.settings, weights_dir=args.weights)
+                torch_threads=args.threads, settings_file=args.settings, weights_dir=args.weights,
+                pipeline=args.pipeline)
 
 
 def check_display(environ) -> None:

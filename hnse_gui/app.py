@@ -8,8 +8,9 @@ a missing file becomes an untrained network of the same kind, so the application
 works before training has produced weights.
 
 ``--demo`` runs :class:`DemoRun`: track N frames from the first box with both
-variants, grab the whole window into a PNG (plus a JSON file saying where the frame
-and the heatmap panels lie in it), and quit.
+variants, grab the whole window into a PNG (plus a JSON file saying where the frame,
+the heatmap panels and, when shown, the Pipeline dock lie in it), and quit.
+``--pipeline`` opens the window with the Pipeline dock shown.
 """
 from __future__ import annotations
 
@@ -155,6 +156,9 @@ def screenshot_layout(window) -> dict:
         x, y, w, h = (float(v) for v in track.boxes[window.frame_index])
         a, b = view.frame_to_widget(x, y), view.frame_to_widget(x + w, y + h)
         layout["box_rect"] = rect_in_window(view.viewport(), QtCore.QRectF(QtCore.QPointF(a), QtCore.QPointF(b)))
+    dock = window.pipeline_dock
+    if dock.isVisible():
+        layout["pipeline_rect"] = rect_in_window(dock, QtCore.QRectF(dock.rect()))
     grid = window.inspect.grid
     for row, variant in enumerate(grid.variants):
         for column, name in enumerate(grid.columns()):
@@ -181,7 +185,7 @@ def report_unexpected_errors(window) -> None:
 
 def main(path: str | None = None, demo_frames: int | None = None, screenshot: str | None = None,
          torch_threads: int | None = None, settings_file: str | None = None,
-         weights_dir: str | None = None) -> int:
+         weights_dir: str | None = None, pipeline: bool = False) -> int:
     """Run the application; returns the exit code."""
     from hnse_gui.main_window import MainWindow
 
@@ -198,6 +202,7 @@ def main(path: str | None = None, demo_frames: int | None = None, screenshot: st
     if demo_frames is None:
         report_unexpected_errors(window)
     window.show()
+    window.pipeline_dock.setVisible(pipeline)
     opened = window.open_path(path) if path else window.open_media(SAMPLE)
     if demo_frames is not None:
         if not opened:

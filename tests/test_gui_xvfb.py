@@ -146,3 +146,25 @@ def test_a_track_renamed_by_double_click_and_typing_is_saved(display, tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     (track,) = load_project(project).tracks.values()
     assert track.label == "tall pedestrian"
+
+
+def test_demo_with_the_pipeline_dock_shows_each_variants_decision(display, tmp_path):
+    shot = tmp_path / "pipeline.png"
+    env = dict(os.environ, DISPLAY=display, QT_QPA_PLATFORM="xcb", XDG_RUNTIME_DIR=str(tmp_path))
+    done = subprocess.run([sys.executable, "main.py", "gui", "--demo", "--pipeline", "--frames", "3",
+                           "--screenshot", str(shot), "--threads", "1", "--settings", str(tmp_path / "settings.ini"),
+                           "--weights", str(tmp_path / "no-weights")],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    image = cv2.imread(str(shot))  # BGR
+    layout = json.loads(shot.with_suffix(".json").read_text())
+    x, y, w, h = layout["pipeline_rect"]
+    assert w >= 500 and h > 600  # the dock got its width beside the other views
+    assert x + w <= image.shape[1] and layout["frame_rect"][0] + layout["frame_rect"][2] < x
+    dock = crop(image, layout["pipeline_rect"])
+    # crops of the frame, colour-mapped maps, the table: many colours, not a blank panel
+    colours = np.unique(dock.reshape(-1, 3), axis=0)
+    assert len(colours) > 2000
+    upper, lower = np.array_split(dock, 2)
+    for half in (upper, lower):
+        assert half.reshape(-1, 3).std(axis=0).max() > 20
