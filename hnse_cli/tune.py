@@ -14,6 +14,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--validation", action="store_true",
                         help="tune on the sequences the weights' config holds out (train.validation) only")
     parser.add_argument("--max-frames", type=int, help="use only the first N frames of each sequence")
+    parser.add_argument("--min-gain", type=float, default=0.0,
+                        help="change a setting only when the AUC rises by more than this (the split's noise)")
 
 
 def run(args) -> int:
@@ -22,6 +24,6 @@ def run(args) -> int:
 
     sequences = validation_sequences(args.weights, args.dataset) if args.validation else read_dataset(args.dataset)
     best = tune_weights(args.weights, sequences, args.max_frames,
-                        log=lambda line: print(line, file=sys.stderr, flush=True))
+                        log=lambda line: print(line, file=sys.stderr, flush=True), min_gain=args.min_gain)
     print(" ".join(f"{k}={v}" for k, v in best.items()))
     return 0

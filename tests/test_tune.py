@@ -46,3 +46,19 @@ def test_he_rerank_is_tuned_only_with_an_he_head():
     with_he = Tracker.random(pretrained=False, neck_channels=16, head_channels=16, tower_convs=1, embed_channels=16)
     without = Tracker.random(he_head=False, pretrained=False, neck_channels=16, head_channels=16, tower_convs=1)
     assert "he_rerank" in grid_for(with_he) and "he_rerank" not in grid_for(without)
+
+
+def test_min_gain_keeps_the_start_values_unless_the_gain_exceeds_it(tmp_path, monkeypatch):
+    from model.tune import tune
+
+    tracker = Tracker.random(pretrained=False, neck_channels=16, head_channels=16, tower_convs=1, he_head=False)
+    start = tracker.config.track
+
+    def fake_auc(candidate, sequences, max_frames):  # window 0.25 is better by 0.005, penalty 0.3 by 0.02
+        track = candidate.config.track
+        return 0.5 + 0.005 * (track.window_influence == 0.25) + 0.02 * (track.penalty_k == 0.3)
+
+    monkeypatch.setattr("model.tune.success_auc", fake_auc)
+    best, auc = tune(tracker, [], log=lambda line: None, min_gain=0.01)
+    assert best["window_influence"] == start.window_influence and best["penalty_k"] == 0.3
+    assert auc == 0.52
