@@ -14,13 +14,20 @@ def add_arguments(parser) -> None:
     parser.add_argument("--validation", action="store_true",
                         help="tune on the sequences the weights' config holds out (train.validation) only")
     parser.add_argument("--max-frames", type=int, help="use only the first N frames of each sequence")
+    parser.add_argument("--start", metavar="SETTING=VALUE&...",
+                        help="tracking settings written into the file before tuning starts from them "
+                             "(e.g. he_rerank=0: start from the paper's tracker)")
     parser.add_argument("--min-gain", type=float, default=0.0,
                         help="change a setting only when the AUC rises by more than this (the split's noise)")
 
 
 def run(args) -> int:
     from model.data.sequences import read_dataset
-    from model.tune import tune_weights, validation_sequences
+    from model.evaluate import track_overrides
+    from model.tune import tune_weights, validation_sequences, write_track_config
+
+    if args.start:
+        write_track_config(args.weights, track_overrides(args.start, args.weights), {"start": args.start})
 
     sequences = validation_sequences(args.weights, args.dataset) if args.validation else read_dataset(args.dataset)
     best = tune_weights(args.weights, sequences, args.max_frames,

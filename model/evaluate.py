@@ -134,7 +134,7 @@ def tracker_factory(name: str, *, nanotrack_dir: str | Path | None = None) -> Ca
 
         tracker = Tracker.from_checkpoint(weights, inspect=False)
         if overrides:
-            tracker = tracker.with_track_config(**_track_overrides(overrides, name))
+            tracker = tracker.with_track_config(**track_overrides(overrides, name))
         return lambda: tracker
     if kind == "nanotrack3":
         from model.nanotrack3 import NanoTrack3Tracker
@@ -147,7 +147,7 @@ def tracker_factory(name: str, *, nanotrack_dir: str | Path | None = None) -> Ca
     raise InputError(f"unknown tracker {name!r}; expected {TRACKER_NAMES_HELP}")
 
 
-def _track_overrides(text: str, name: str) -> dict:
+def track_overrides(text: str, name: str) -> dict:
     """``window_influence=0.3&he_rerank=0`` -> TrackConfig changes, checked by field and type."""
     import dataclasses
 

@@ -62,3 +62,28 @@ def test_min_gain_keeps_the_start_values_unless_the_gain_exceeds_it(tmp_path, mo
     best, auc = tune(tracker, [], log=lambda line: None, min_gain=0.01)
     assert best["window_influence"] == start.window_influence and best["penalty_k"] == 0.3
     assert auc == 0.52
+
+
+def test_tune_cli_start_writes_settings_before_tuning(tmp_path, monkeypatch):
+    import main
+
+    torch.manual_seed(0)
+    net_config = NetworkConfig(pretrained=False, neck_channels=16, head_channels=16, tower_convs=1, embed_channels=16)
+    weights = tmp_path / "w.pt"
+    save_checkpoint(weights, HNSENet(net_config), Config(network=net_config))
+    data = tmp_path / "seq"
+    (data / "img").mkdir(parents=True)
+    sequence = synthetic_sequence(4, length=3, size=(200, 160))
+    import cv2
+    import numpy as np
+
+    for i in range(3):
+        cv2.imwrite(str(data / "img" / f"{i + 1:05d}.jpg"), sequence.frames[i])
+    np.savetxt(data / "groundtruth.txt", sequence.boxes, delimiter=",")
+    seen = []
+    monkeypatch.setattr("model.tune.success_auc",
+                        lambda tracker, sequences, max_frames: seen.append(tracker.config.track.he_rerank) or 0.5)
+    assert main.main(["tune", str(weights), "--dataset", str(data), "--start", "he_rerank=0.25",
+                      "--min-gain", "0.01"]) == 0
+    assert seen[0] == 0.25  # the start point is the written value
+    assert read_checkpoint(weights)["config"]["track"]["he_rerank"] == 0.25  # nothing beat it by 0.01
