@@ -41,9 +41,16 @@ from model.fused_heads import FusedHeads, folded_conv
 BACKENDS = ("eager", "torch", "onnx")
 ONNX_CACHE_ENV = "HNSE_CACHE_DIR"
 ONNX_OPSET = 17
-_KERNEL_NAMES = tuple(f"{branch}_kernel{level}" for level in (2, 3, 4) for branch in ("cls", "reg"))
-_EXPORT_FORMAT = "fused heads 1"  # part of the cache key: bump when the exported graph changes
-_OUTPUT_NAMES = ("score", "centerness", "ltrb", "level2", "level3", "level4", "embedding_features")
+_EXPORT_FORMAT = "search branch 2"  # part of the cache key: bump when the exported graph changes
+
+
+def _kernel_names(count: int) -> list[str]:
+    return [f"kernel{i}" for i in range(count)]
+
+
+def _output_names(levels: int, embedding: bool) -> list[str]:
+    return ["score", "centerness", "ltrb", *(f"level{i}" for i in range(levels))] + (
+        ["embedding_features"] if embedding else [])
 
 
 # --- BatchNorm folding ------------------------------------------------------------------
@@ -160,20 +167,21 @@ class TorchBackend:
 
 
 class SearchBranch(nn.Module):
-    """:meth:`HNSENet.search` (with ``heads`` in place of the network's own, if given) as
-    a module of tensors only, for export.
+    """The network's ``search`` (an :class:`HNSENet`'s with ``heads`` in place of its own,
+    if given) as a module of tensors only, for export.
 
-    forward(x (1, 3, I, I), cls_kernel2, reg_kernel2, ..., reg_kernel4 (1, C, 7, 7)) ->
-    (score, centerness, ltrb, level2, level3, level4[, embedding_features]).
+    forward(x (1, 3, I, I), *flat kernels (the network's ``flat_kernels``)) ->
+    (score, centerness, ltrb, *levels[, embedding_features]).
     """
 
     def __init__(self, net, heads: nn.Module | None = None):
         super().__init__()
         self.net = net
-        self.heads = heads
+        self.heads = heads  # a submodule, so that export sees its weights as parameters
 
     def forward(self, x: torch.Tensor, *kernels: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        out = self.net.search(x, [tuple(kernels[i:i + 2]) for i in range(0, len(kernels), 2)], heads=self.heads)
+        options = {} if self.heads is None else {"heads": self.heads}
+        out = self.net.search(x, self.net.kernels_from_flat(list(kernels)), **options)
         outputs = (out["score"], out["centerness"], out["ltrb"], *out["levels"])
         if out["embedding_features"] is not None:
             outputs += (out["embedding_features"],)
@@ -198,16 +206,18 @@ def _network_digest(net) -> str:
 
 
 def export_onnx(net) -> bytes:
-    """The search branch of ``net``, heads fused, as an ONNX model (template kernels as inputs)."""
+    """The search branch of ``net`` (an :class:`HNSENet`'s heads fused) as an ONNX model,
+    the template kernels as inputs."""
     # A copy: the exporter switches the module it is given between modes and runs it.
     net = copy.deepcopy(net).eval()
     size = net.config.instance_size
     x = torch.full((1, 3, size, size), 100.0, device=net.grid.device)
+    net.template(torch.full((1, 3, net.config.exemplar_size, net.config.exemplar_size), 100.0, device=net.grid.device))
+    flat = net.flat_kernels(net._kernels)
+    heads = FusedHeads(net) if hasattr(net, "heads") else None
     with torch.no_grad():
-        kernels = net._kernels_from(net.features(torch.full(
-            (1, 3, net.config.exemplar_size, net.config.exemplar_size), 100.0, device=net.grid.device)))
-    flat = [k for pair in kernels for k in pair]
-    outputs = _OUTPUT_NAMES if net.embedding is not None else _OUTPUT_NAMES[:-1]
+        levels = len(net.search(x, net._kernels)["levels"])
+    outputs = _output_names(levels, net.embedding is not None)
     buffer = io.BytesIO()
     with warnings.catch_warnings():
         # The torch.export-based exporter needs onnxscript, which we do not depend on;
@@ -215,8 +225,8 @@ def export_onnx(net) -> bytes:
         warnings.simplefilter("ignore", DeprecationWarning)
         # Tracing warns about shape checks turned constant; every shape here is fixed.
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        torch.onnx.export(SearchBranch(net, FusedHeads(net)).eval(), (x, *flat), buffer, dynamo=False, opset_version=ONNX_OPSET,
-                          input_names=["x", *_KERNEL_NAMES], output_names=list(outputs),
+        torch.onnx.export(SearchBranch(net, heads).eval(), (x, *flat), buffer, dynamo=False,
+                          opset_version=ONNX_OPSET, input_names=["x", *_kernel_names(len(flat))], output_names=outputs,
                           do_constant_folding=True)
     return buffer.getvalue()
 
@@ -271,8 +281,8 @@ class OnnxBackend:
 
     def _feeds(self, kernels) -> dict[str, np.ndarray]:
         if kernels is not self._kernels:  # converted once per init, not once per frame
-            flat = [k for pair in kernels for k in pair]
-            self._kernel_feeds = {name: k.detach().cpu().numpy() for name, k in zip(_KERNEL_NAMES, flat)}
+            flat = self.net.flat_kernels(kernels)
+            self._kernel_feeds = {name: k.detach().cpu().numpy() for name, k in zip(_kernel_names(len(flat)), flat)}
             self._kernels = kernels
         return self._kernel_feeds
 
@@ -286,7 +296,7 @@ class OnnxBackend:
             "score": out["score"],
             "centerness": out["centerness"],
             "ltrb": out["ltrb"],
-            "levels": [out["level2"], out["level3"], out["level4"]],
+            "levels": [out[name] for name in self.output_names if name.startswith("level")],
             "embedding_features": out.get("embedding_features"),
         }
 

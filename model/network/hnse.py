@@ -87,6 +87,15 @@ class HNSENet(SiameseNetwork):
         self._kernels = self._kernels_from(levels)
         self._set_exemplar_vector(self._embedding_features(levels) if self.embedding is not None else None, box_xyxy)
 
+    @staticmethod
+    def flat_kernels(kernels) -> list[torch.Tensor]:
+        """(cls, reg) of level 2, then of level 3 and 4."""
+        return [k for pair in kernels for k in pair]
+
+    @staticmethod
+    def kernels_from_flat(flat: list[torch.Tensor]) -> list:
+        return [tuple(flat[i:i + 2]) for i in range(0, len(flat), 2)]
+
     def search(self, x: torch.Tensor, kernels: list, heads=None) -> dict:
         """:meth:`track` with the template ``kernels`` (one (cls, reg) pair per level) given
         explicitly, so that inference backends can export or trace this one function.

@@ -40,7 +40,8 @@ class HNSENanoNet(SiameseNetwork):
     Image tensors are (B, 3, H, W) float BGR in 0..255 (no normalisation, as trained).
     """
 
-    backends = ("eager", "torch")
+    backends = ("eager", "torch", "onnx")
+    cpu_backend = "onnx"  # ONNX Runtime runs the MobileNetV3 trunk 3-4x faster than torch here (BENCHMARKS.md)
 
     def __init__(self, config: NetworkConfig):
         super().__init__()

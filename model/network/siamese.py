@@ -93,6 +93,16 @@ class SiameseNetwork(nn.Module):
 
     # --- tracking -------------------------------------------------------------------
 
+    @staticmethod
+    def flat_kernels(kernels) -> list[torch.Tensor]:
+        """The exemplar kernels as a flat list of tensors (an exported graph's inputs)."""
+        return list(kernels)
+
+    @staticmethod
+    def kernels_from_flat(flat: list[torch.Tensor]):
+        """Inverse of :meth:`flat_kernels`."""
+        return tuple(flat)
+
     def _set_exemplar_vector(self, embed_features: torch.Tensor | None, box_xyxy: torch.Tensor | None) -> None:
         """The exemplar vector of ``box_xyxy`` (4,) exemplar pixels, when there is an HE head."""
         self._exemplar_vector = None
