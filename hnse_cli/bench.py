@@ -367,7 +367,8 @@ def format_table(report: dict) -> str:
         "|---|---|---:|---:|---:|---:|",
     ]
     for name, row in result["trackers"].items():
-        lines.append(f"| {name} | {backends.get(name, 'opencv')} | {row['fps']:.1f} | {row['ms_median']:.1f} | "
+        backend = backends.get(name, "opencv" if name.startswith("opencv:") else "torch eager")
+        lines.append(f"| {name} | {backend} | {row['fps']:.1f} | {row['ms_median']:.1f} | "
                      f"{row['ms_p90']:.1f} | {notes['frames'][name]} |")
     long_video = notes["long_video"]
     gui = result["gui"]
