@@ -80,7 +80,7 @@ def run(args) -> int:
     import torch
 
     from model.data.sequences import read_dataset
-    from model.errors import InputError
+    from model.core.errors import InputError
 
     if args.threads is not None:
         if args.threads < 1:
@@ -111,7 +111,7 @@ def run(args) -> int:
 def shipped_tracker(model: str, inspect: bool, seed: int):
     """The shipped model ``model`` (e.g. "nano_he", "lite_nohe") with its default backend,
     or an untrained network of the architecture of ``resources/configs/<model>.yaml``."""
-    from model.tracker import Tracker
+    from model.tracking.tracker import Tracker
 
     weights = WEIGHTS / f"{model}.pt"
     if weights.is_file():
@@ -127,9 +127,9 @@ def r50_tracker(config_path: Path = CONFIGS / "paper_r50.yaml"):
 def _untrained(config_path: Path, inspect: bool, seed: int):
     import torch
 
-    from model.config import load_config
+    from model.core.config import load_config
     from model.network import build_network
-    from model.tracker import Tracker
+    from model.tracking.tracker import Tracker
 
     config = load_config(config_path)
     # No ImageNet file for ResNet-50 here (nor, maybe, NanoTrack v3's): timing does not depend on the values.
@@ -143,7 +143,7 @@ def _untrained(config_path: Path, inspect: bool, seed: int):
 
 def with_backend(tracker, backend: str, inspect: bool | None = None):
     """The same network and settings on another backend (or sharing this one's)."""
-    from model.tracker import Tracker
+    from model.tracking.tracker import Tracker
 
     return Tracker(tracker.net, tracker.config, tracker.inspect if inspect is None else inspect, backend)
 
@@ -157,8 +157,8 @@ def run_benchmark(sequences, scale: Scale, r50_config: Path = CONFIGS / "paper_r
     """
     import torch
 
-    from model.bench import clips_from_sequences, cpu_sample, others_cpu_share, paired_overhead_ms, time_trackers, timing
-    from model.evaluate import make_tracker
+    from model.evaluation.bench import clips_from_sequences, cpu_sample, others_cpu_share, paired_overhead_ms, time_trackers, timing
+    from model.evaluation.evaluate import make_tracker
 
     start = cpu_sample()
     notes = {"threads": torch.get_num_threads(), "cpu": _cpu_name(), "scale": scale}
@@ -176,7 +176,7 @@ def run_benchmark(sequences, scale: Scale, r50_config: Path = CONFIGS / "paper_r
         if backend != lite.backend.name:
             trackers[f"lite-{backend}"] = with_backend(lite, backend)
             trackers[f"r50-{backend}"] = with_backend(r50, backend)
-    from model.nanotrack3 import default_weights
+    from model.tracking.nanotrack3 import default_weights
 
     if default_weights().is_file():
         trackers["nanotrack3"] = make_tracker("nanotrack3")
@@ -232,7 +232,7 @@ def _warm_up(trackers: dict, clip) -> None:
 
 def dual_headless_fps(variants: dict, clips) -> float:
     """Frames per second of both variants tracking every frame, no maps, no GUI."""
-    from model.bench import frames_per_second
+    from model.evaluation.bench import frames_per_second
 
     plain = {name: with_backend(t, t.backend, inspect=False) for name, t in variants.items()}
 
@@ -256,7 +256,7 @@ def dual_with_heatmaps_fps(variants: dict, clips) -> float:
 
     from hnse_gui.app import create_application
     from hnse_gui.heatmaps import HeatmapGrid
-    from model.bench import frames_per_second
+    from model.evaluation.bench import frames_per_second
 
     app = create_application()
     grid = HeatmapGrid(list(variants))
@@ -283,7 +283,7 @@ def dual_with_heatmaps_fps(variants: dict, clips) -> float:
 
 def long_video(tracker, frames: int) -> dict:
     """RSS growth of ``tracker`` over a ``frames``-frame synthetic video file."""
-    from model.bench import long_video_rss, write_synthetic_video
+    from model.evaluation.bench import long_video_rss, write_synthetic_video
 
     with tempfile.TemporaryDirectory(prefix="hnse-bench-") as folder:
         video = Path(folder) / "long.avi"
@@ -307,7 +307,7 @@ def _app_env(folder: str) -> dict:
 def app_peak_rss_mb(demo_frames: int) -> float:
     """Peak RSS (MB) of the application tracking ``demo_frames`` frames of the sample
     with both variants and every map (``gui --demo``)."""
-    from model.bench import child_peak_rss_mb
+    from model.evaluation.bench import child_peak_rss_mb
 
     with tempfile.TemporaryDirectory(prefix="hnse-bench-") as folder:
         command = _app_command("--demo", "--frames", str(demo_frames), "--settings", f"{folder}/settings.ini")
@@ -318,7 +318,7 @@ def app_peak_rss_mb(demo_frames: int) -> float:
 def startup_seconds() -> float:
     """Seconds from launching the application on its sample to the first frame painted."""
     from hnse_cli.gui import FIRST_FRAME_LINE
-    from model.bench import seconds_to_line
+    from model.evaluation.bench import seconds_to_line
 
     with tempfile.TemporaryDirectory(prefix="hnse-bench-") as folder:
         command = _app_command("--exit-after-first-frame", "--settings", f"{folder}/settings.ini")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    # The help names what model.evaluate accepts; importing it here would load OpenCV on every start.
+    # The help names what model.evaluation.evaluate accepts; importing it here would load OpenCV on every start.
     parser.add_argument("--dataset", required=True, metavar="DIR",
                         help="folder of sequence folders (OTB, VOT, GOT-10k or LaSOT layout), or one sequence; "
                              "synthetic[:COUNT] evaluates on the synthetic distractor set (8 sequences by default)")
@@ -91,7 +91,7 @@ def _dataset(spec: str):
     """A folder of sequences, or ``synthetic[:COUNT]``: the synthetic distractor set, its
     objects cut from ../shared/data/train/coco128 when that folder exists."""
     from model.data.sequences import read_dataset
-    from model.errors import InputError
+    from model.core.errors import InputError
 
     if spec != SYNTHETIC and not spec.startswith(SYNTHETIC + ":"):
         return read_dataset(spec)
@@ -106,9 +106,9 @@ def _dataset(spec: str):
 
 def _holdout_names(path: str) -> tuple[str, ...]:
     """``train.validation`` of a YAML config or of the config inside a weights file."""
-    from model.checkpoint import read_checkpoint
-    from model.config import config_from_dict, load_config
-    from model.errors import InputError
+    from model.core.checkpoint import read_checkpoint
+    from model.core.config import config_from_dict, load_config
+    from model.core.errors import InputError
 
     config = (load_config(path) if Path(path).suffix in (".yaml", ".yml") else
               config_from_dict(read_checkpoint(path)["config"], path))
@@ -120,7 +120,7 @@ def _holdout_names(path: str) -> tuple[str, ...]:
 def comparison_table(result: dict, most: int = 4) -> str:
     """Paired bootstrap (over sequences) of success AUC differences: every pair among the
     first ``most`` trackers (B - A for B listed after A), then each later one against the first."""
-    from model.metrics import paired_bootstrap
+    from model.evaluation.metrics import paired_bootstrap
 
     names = list(result["trackers"])
     if len(names) < 2:
@@ -142,8 +142,8 @@ def comparison_table(result: dict, most: int = 4) -> str:
 def run(args: argparse.Namespace) -> int:
     import cv2
 
-    from model.errors import InputError
-    from model.evaluate import evaluate, plot_curves, reports_to_json, tracker_factory
+    from model.core.errors import InputError
+    from model.evaluation.evaluate import evaluate, plot_curves, reports_to_json, tracker_factory
 
     if args.max_frames is not None and args.max_frames < 1:
         raise InputError(f"--max-frames must be at least 1, not {args.max_frames}")

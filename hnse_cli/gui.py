@@ -23,7 +23,7 @@ import os
 import sys
 from pathlib import Path
 
-from model.errors import InputError
+from model.core.errors import InputError
 
 FIRST_FRAME_LINE = "first frame shown"
 
@@ -86,7 +86,7 @@ def check_display(environ) -> None:
 def check_path(path: Path) -> None:
     """Read ``path`` as the window will open it: a project file (fully validated), a
     sequence folder's ground truth, or a video / image folder up to its first frame.
-    A bad file raises the readers' one-line :class:`~model.errors.InputError`."""
+    A bad file raises the readers' one-line :class:`~model.core.errors.InputError`."""
     from hnse_gui.main_window import PROJECT_SUFFIXES
     from hnse_gui.store import load_project
     from model.data.sequences import read_sequence

@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from model.errors import InputError
+from model.core.errors import InputError
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "resources" / "weights" / "nano_he.pt"
 OUTPUT_SUFFIXES = (".h5", ".hdf5", ".txt")
@@ -134,7 +134,7 @@ def run(args) -> int:
         frame_size = (first.shape[1], first.shape[0])
         check_inside(init_box, frame_size, source.path, args.start)
 
-        from model.tracker import Tracker  # torch loads after the cheap checks: a bad input fails fast
+        from model.tracking.tracker import Tracker  # torch loads after the cheap checks: a bad input fails fast
 
         tracker = Tracker.from_checkpoint(weights, device=args.device, inspect=False, backend=args.backend)
         tracker.init(first, init_box)

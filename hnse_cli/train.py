@@ -1,7 +1,7 @@
 """``python main.py train CONFIG.yaml [--out DIR] [--max-steps N]``: train a model (Sec. 4.1).
 
 For several GPUs or machines run the same module under torchrun:
-``torchrun --nproc_per_node 4 -m model.train CONFIG.yaml OUT_DIR``.
+``torchrun --nproc_per_node 4 -m model.training.train CONFIG.yaml OUT_DIR``.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     import torch
 
-    from model.train import train_from_file
+    from model.training.train import train_from_file
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -23,8 +23,8 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     from model.data.sequences import read_dataset
-    from model.evaluate import track_overrides
-    from model.tune import tune_weights, validation_sequences, write_track_config
+    from model.evaluation.evaluate import track_overrides
+    from model.training.tune import tune_weights, validation_sequences, write_track_config
 
     if args.start:
         write_track_config(args.weights, track_overrides(args.start, args.weights), {"start": args.start})

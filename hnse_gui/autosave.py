@@ -25,7 +25,7 @@ from PyQt5 import QtCore
 
 from hnse_gui.document import Document
 from hnse_gui.store import save_project
-from model.errors import HNSEError
+from model.core.errors import HNSEError
 
 RESOURCES = Path(__file__).resolve().parents[1] / "resources"  # shipped with the application
 

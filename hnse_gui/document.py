@@ -24,7 +24,7 @@ from typing import Callable
 
 import numpy as np
 
-from model.errors import InputError
+from model.core.errors import InputError
 
 Box = tuple[float, float, float, float]
 Color = tuple[int, int, int]

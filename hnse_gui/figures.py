@@ -17,7 +17,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from model.result import TrackResult
+from model.tracking.result import TrackResult
 
 MAP_COLUMNS = (("score", "score (raw)", "viridis"),
                ("centerness", "center-ness (Eq. 4-5)", "cividis"),

@@ -9,7 +9,7 @@ the aspect locked and the y axis pointing down, so view coordinates are frame pi
 * the other tracks' boxes, drawn but not editable;
 * each model variant's box in its own line style (solid for "with HE", dashed for
   "without HE");
-* the NMS candidates of a :class:`~model.result.TrackResult`, coloured by label;
+* the NMS candidates of a :class:`~model.tracking.result.TrackResult`, coloured by label;
 * optionally one score map, colour-mapped and half transparent, laid over the frame
   rectangle it covers (``TrackResult.map_box``).
 
@@ -25,7 +25,7 @@ import numpy as np
 import pyqtgraph as pg
 from PyQt5 import QtCore, QtGui, QtWidgets
 
-from model.result import Box, Candidate
+from model.tracking.result import Box, Candidate
 
 CANDIDATE_COLOURS = {
     "positive": (40, 200, 60),

@@ -1,7 +1,7 @@
 """The heatmap grid: what each model variant's network saw on the current frame.
 
 Rows are model variants ("with HE", "without HE"), columns are maps of
-:attr:`model.result.TrackResult.maps`. Two column sets:
+:attr:`model.tracking.result.TrackResult.maps`. Two column sets:
 
 * fused (the default): ``score`` (or ``final``, toggled), ``centerness``, ``hardneg``;
 * per-level (teaching view): ``level2``, ``level3``, ``level4``, the per-level scores
@@ -21,8 +21,8 @@ import numpy as np
 import pyqtgraph as pg
 from PyQt5 import QtCore
 
-from model.config import TrackConfig
-from model.result import TrackResult
+from model.core.config import TrackConfig
+from model.tracking.result import TrackResult
 
 FUSED_COLUMNS = ("score", "centerness", "hardneg")
 LEVEL_COLUMNS = ("level2", "level3", "level4")

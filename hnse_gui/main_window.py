@@ -22,12 +22,12 @@ Data flow, one way round:
   arrives, and when the run ends the whole run becomes one undoable
   :class:`~hnse_gui.commands.TrackingRunCommand`;
 * the views (frame, heatmaps, timeline, score plot, track list) only draw the document,
-  the current frame index and the :class:`~model.result.TrackResult` s kept from this
+  the current frame index and the :class:`~model.tracking.result.TrackResult` s kept from this
   session's runs.
 
 Frames are decoded on demand by index, in the GUI thread from the window's own
 :class:`~model.data.sources.FrameSource` (the worker has its own decoder).
-Every :class:`~model.errors.HNSEError` ends up in :meth:`MainWindow.show_error`:
+Every :class:`~model.core.errors.HNSEError` ends up in :meth:`MainWindow.show_error`:
 a non-blocking dialog and the status bar; the window stays usable.
 """
 from __future__ import annotations
@@ -45,7 +45,7 @@ from hnse_gui.runs import TrackingRuns
 from hnse_gui.session import Session
 from hnse_gui.views import Views
 from hnse_gui.worker import RunEnd, VariantSpec
-from model.result import TrackResult
+from model.tracking.result import TrackResult
 
 MODEL_LOAD_DELAY_MS = 300
 PIPELINE_DOCK_WIDTH = 560  # two variant columns of crops and maps, and the "why this box" table

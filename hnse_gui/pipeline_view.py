@@ -17,7 +17,7 @@ One column per model variant ("with HE", "without HE"), one row per step, top to
 * ``embed_dist``: the HE embedding distance to the exemplar (Sec. 3.3), NaN (transparent)
   where it was not computed; only when some variant has it.
 
-Everything drawn comes from :class:`model.result.TrackResult`; nothing is recomputed.
+Everything drawn comes from :class:`model.tracking.result.TrackResult`; nothing is recomputed.
 Each map row has one colour scale shared by the variants (a bar at the row's right),
 maps are drawn as stored (row 0 at the top), one unit per cell; crops are converted from
 BGR to RGB and drawn in crop coordinates (pixel k centred on k, as boxes in crops are).
@@ -29,7 +29,7 @@ import pyqtgraph as pg
 from PyQt5 import QtCore, QtGui, QtWidgets
 
 from hnse_gui.heatmaps import COLUMN_COLORMAPS, LEVEL_COLUMNS, nice_ticks, shared_levels
-from model.result import TrackResult
+from model.tracking.result import TrackResult
 
 CROP_PANELS = ("exemplar", "search")
 # every panel in display order; a view shows those its results carry
@@ -76,7 +76,7 @@ def cell_in_search(result: TrackResult, cell: tuple[int, int]) -> tuple[float, f
     """Search-crop coordinates (x, y) of score-map cell (row, col) (Eq. 2): where
     ``map_box`` puts the cell in the frame, taken into the crop that ``search_box`` covers.
 
-    Crop coordinates are those of :mod:`model.geometry` and of ``Pipeline.box_in_search``:
+    Crop coordinates are those of :mod:`model.core.geometry` and of ``Pipeline.box_in_search``:
     crop pixel k is centred on k (``search_box`` gives pixel edges, hence the half pixel).
     """
     sx, sy, sw, _ = result.search_box

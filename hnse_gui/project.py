@@ -24,7 +24,7 @@ from hnse_gui.figures import export_heatmap_figure, export_score_curves
 from hnse_gui.session import Session
 from hnse_gui.store import (export_boxes_txt, export_cvat_video, export_mot_csv, import_boxes_txt, import_mot,
                             load_project, save_project)
-from model.errors import HNSEError, InputError
+from model.core.errors import HNSEError, InputError
 
 PROJECT_SUFFIXES = (".h5", ".hdf5")
 DEFAULT_AUTOSAVE_S = 30

@@ -21,7 +21,7 @@ from hnse_gui import commands
 from hnse_gui.document import Flag, TrackSlice
 from hnse_gui.session import Session
 from hnse_gui.worker import FrameStep, RunEnd, RunRequest, TrackingThread, VariantSpec
-from model.errors import InputError
+from model.core.errors import InputError
 
 RESULT_CACHE_FRAMES = 2000  # TrackResults kept for the heatmaps: ~40 kB per frame for two variants
 REASONS = {

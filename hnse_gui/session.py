@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from hnse_gui.document import Document
-from model.result import TrackResult
+from model.tracking.result import TrackResult
 
 if TYPE_CHECKING:
     from hnse_gui.runs import ActiveRun

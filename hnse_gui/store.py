@@ -30,7 +30,7 @@ import numpy as np
 
 from hnse_gui.document import AutosaveSettings, Document, Flag, Origin, Track, TrackSlice
 from model.data.sequences import load_boxes_file, read_mot_file
-from model.errors import InputError
+from model.core.errors import InputError
 
 SCHEMA = "hnse-studio-annotations"
 SCHEMA_VERSION = 1

@@ -25,8 +25,8 @@ from hnse_gui.session import Session
 from hnse_gui.timeline import Timeline
 from hnse_gui.track_list import TrackList
 from hnse_gui.why_box import WhyBoxTable
-from model.errors import HNSEError
-from model.result import TrackResult
+from model.core.errors import HNSEError
+from model.tracking.result import TrackResult
 
 
 def bgr_to_rgb(frame: np.ndarray) -> np.ndarray:

@@ -1,8 +1,8 @@
 """"Why this box": each variant's top NMS candidates and the factors of their final score.
 
-One row per candidate of :attr:`model.result.TrackResult.candidates` (already in final-score
+One row per candidate of :attr:`model.tracking.result.TrackResult.candidates` (already in final-score
 order), at most ``top`` per variant: its cell, its label, and the factors of
-:attr:`model.result.Candidate.factors` with final = (score x center-ness x penalty x
+:attr:`model.tracking.result.Candidate.factors` with final = (score x center-ness x penalty x
 (1 - influence) + window share) x HE factor. The winner, the candidate on
 ``Pipeline.best_cell`` (the arg-max of the final map), is bold and ticked. Each factor cell
 shows the value rounded and holds it exactly under ``QtCore.Qt.UserRole``.
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from PyQt5 import QtCore, QtGui, QtWidgets
 
-from model.result import TrackResult
+from model.tracking.result import TrackResult
 
 FACTOR_COLUMNS = (
     ("score", "raw score"),

@@ -5,7 +5,7 @@ the whole session and moves a :class:`TrackingWorker` into it; the window talks 
 through queued signals (:meth:`TrackingThread.open_source`,
 :meth:`TrackingThread.load_models`, :meth:`TrackingThread.run`) and hears back through
 the worker's signals, which carry plain data only: :class:`FrameStep` (the
-:class:`~model.result.TrackResult` of every model variant on one frame) and
+:class:`~model.tracking.result.TrackResult` of every model variant on one frame) and
 :class:`RunEnd`. The worker never touches a widget.
 
 Stopping must work at once, while the worker's event loop is busy inside a run, so
@@ -26,8 +26,8 @@ from pathlib import Path
 
 from PyQt5 import QtCore
 
-from model.errors import HNSEError
-from model.result import Box, TrackResult
+from model.core.errors import HNSEError
+from model.tracking.result import Box, TrackResult
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ class VariantSpec:
 
     ``weights`` is a checkpoint file; when it is None or missing the variant is a
     :meth:`Tracker.random` network (``he_head``, ``seed``, and ``network``: pairs of
-    :class:`~model.config.NetworkConfig` fields to override), for use before trained
+    :class:`~model.core.config.NetworkConfig` fields to override), for use before trained
     weights exist.
     """
 
@@ -53,7 +53,7 @@ class VariantSpec:
 
 
 # Trackers a run may use besides the model variants, by the name the GUI shows, as
-# model.evaluate.make_tracker names them; they give boxes and scores but no maps.
+# model.evaluation.evaluate.make_tracker names them; they give boxes and scores but no maps.
 OTHER_TRACKERS = {"NanoTrack v3": "nanotrack3", "OpenCV CSRT": "opencv:CSRT"}
 
 
@@ -147,7 +147,7 @@ class TrackingWorker(QtCore.QObject):
             traceback.print_exc()
             self.failed.emit(f"loading the models failed: {type(error).__name__}: {error}")
             return
-        from model.nanotrack3 import default_weights
+        from model.tracking.nanotrack3 import default_weights
 
         self.othersAvailable.emit([name for name in OTHER_TRACKERS
                                    if name != "NanoTrack v3" or default_weights().is_file()])
@@ -158,7 +158,7 @@ class TrackingWorker(QtCore.QObject):
             return
         import torch
 
-        from model.tracker import Tracker
+        from model.tracking.tracker import Tracker
 
         if self._torch_threads:
             torch.set_num_threads(self._torch_threads)
@@ -233,7 +233,7 @@ class TrackingWorker(QtCore.QObject):
         if name not in self._others:
             if name not in OTHER_TRACKERS:
                 raise HNSEError(f"no tracker named {name!r}")
-            from model.evaluate import make_tracker
+            from model.evaluation.evaluate import make_tracker
 
             self._others[name] = make_tracker(OTHER_TRACKERS[name])
         return self._others[name]

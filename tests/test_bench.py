@@ -1,4 +1,4 @@
-"""The benchmark (model/bench.py, hnse_cli/bench.py): its measurements and its report.
+"""The benchmark (model/evaluation/bench.py, hnse_cli/bench.py): its measurements and its report.
 
 The whole run is exercised on a tiny scale (a few frames, a 20-frame long video, the
 application tracking one frame), with a ResNet-50 model whose heads are small so that
@@ -15,10 +15,10 @@ import pytest
 import yaml
 
 from hnse_cli import bench as bench_cli
-from model import bench
+from model.evaluation import bench
 from model.data.sequences import read_sequence
 from model.data.sources import open_frames
-from model.evaluate import make_tracker
+from model.evaluation.evaluate import make_tracker
 from torch_threads import one_torch_thread  # noqa: F401  (autouse)
 
 SEQUENCES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "sequences"
@@ -112,7 +112,7 @@ def test_tiny_run_reports_every_key(tmp_path, crossing):
     report = bench_cli.run_benchmark([crossing], scale, r50_config=small_r50, log=lambda _: None)
     result = json.loads(json.dumps(report["json"]))  # plain JSON all through
     names = {"nano", "lite", "r50", "opencv:CSRT", "opencv:KCF", "opencv:NANO"}
-    from model.nanotrack3 import default_weights
+    from model.tracking.nanotrack3 import default_weights
 
     if default_weights().is_file():
         names.add("nanotrack3")

@@ -1,4 +1,4 @@
-"""Weights files (model/checkpoint.py): round trip, the config travelling with the weights,
+"""Weights files (model/core/checkpoint.py): round trip, the config travelling with the weights,
 and every bad file refused with an InputError naming it, without running its code."""
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 import torch
 
-from model.checkpoint import load_network, read_checkpoint, save_checkpoint, tensor_digest
-from model.config import Config, NetworkConfig, TrackConfig, TrainConfig
-from model.errors import InputError
-from model.network import HNSENet
-from model.tracker import Tracker
+from model.core.checkpoint import read_checkpoint, save_checkpoint, tensor_digest
+from model.core.config import Config, NetworkConfig, TrackConfig, TrainConfig
+from model.core.errors import InputError
+from model.network import HNSENet, load_network
+from model.tracking.tracker import Tracker
 from torch_threads import one_torch_thread  # noqa: F401  (autouse)
 
 SMALL = dict(pretrained=False, neck_channels=16, head_channels=16, embed_channels=16)

@@ -21,8 +21,8 @@ import pytest
 import torch
 
 import main
-from model.checkpoint import save_checkpoint
-from model.errors import HNSEError
+from model.core.checkpoint import save_checkpoint
+from model.core.errors import HNSEError
 from test_checkpoint import CONFIG, _exploits, net  # noqa: F401  (fixture: a small network)
 from test_evaluate import moving_square_sequence
 from test_sequences import make_plain, write_frames

@@ -1,4 +1,4 @@
-"""Configuration (model/config.py): derived sizes, YAML round trip, rejected input.
+"""Configuration (model/core/config.py): derived sizes, YAML round trip, rejected input.
 
 The derived sizes are checked against the network itself: the score map that the real
 network produces must have the size :func:`derive_sizes` predicts, and the backbone's
@@ -14,9 +14,9 @@ import pytest
 import torch
 from torch import nn
 
-from model.config import (Config, NetworkConfig, TrackConfig, TrainConfig, config_from_dict, derive_sizes,
+from model.core.config import (Config, NetworkConfig, TrackConfig, TrainConfig, config_from_dict, derive_sizes,
                           load_config, save_config)
-from model.errors import InputError
+from model.core.errors import InputError
 from model.network import HNSENet
 from model.network.backbones import build_backbone
 from torch_threads import one_torch_thread  # noqa: F401  (autouse)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from hnse_gui.document import PALETTE, Change, Document, Flag, FrameState, Origin
-from model.errors import InputError
+from model.core.errors import InputError
 
 
 @pytest.fixture

@@ -10,9 +10,9 @@ import pytest
 
 from main import main
 from model.data.sequences import read_sequence
-from model.errors import InputError
-from model.evaluate import OpenCVTracker, evaluate, make_tracker, tracker_factory
-from model.result import TrackResult
+from model.core.errors import InputError
+from model.evaluation.evaluate import OpenCVTracker, evaluate, make_tracker, tracker_factory
+from model.tracking.result import TrackResult
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 SEQUENCES = SHARED_DATA / "sequences"
@@ -149,8 +149,8 @@ def test_nanotrack_loads_from_the_shared_folder_or_the_environment(tmp_path, mon
 def test_hnse_checkpoint_goes_through_the_same_harness(tmp_path):
     torch = pytest.importorskip("torch")
     torch.set_num_threads(1)
-    from model.checkpoint import save_checkpoint
-    from model.tracker import Tracker
+    from model.core.checkpoint import save_checkpoint
+    from model.tracking.tracker import Tracker
 
     random_tracker = Tracker.random(seed=0)
     save_checkpoint(tmp_path / "random.pt", random_tracker.net, random_tracker.config)
@@ -175,10 +175,10 @@ def test_comparison_table_bootstraps_every_pair_of_the_first_trackers():
 
 
 def test_hnse_tracker_names_can_override_tracking_settings(tmp_path):
-    from model.checkpoint import save_checkpoint
-    from model.config import Config, NetworkConfig
-    from model.errors import InputError
-    from model.evaluate import tracker_factory
+    from model.core.checkpoint import save_checkpoint
+    from model.core.config import Config, NetworkConfig
+    from model.core.errors import InputError
+    from model.evaluation.evaluate import tracker_factory
     from model.network import HNSENet
 
     net_config = NetworkConfig(pretrained=False, neck_channels=16, head_channels=16, tower_convs=1, embed_channels=16)

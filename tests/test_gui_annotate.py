@@ -216,7 +216,7 @@ def test_copy_box_to_the_next_frame_and_go_there(window):
 
 
 def test_a_run_with_a_chosen_tracker_writes_the_track_with_its_boxes(qtbot, window):
-    from model.nanotrack3 import default_weights
+    from model.tracking.nanotrack3 import default_weights
 
     from tests.test_gui import RUN_TIMEOUT_MS, track
 

@@ -14,10 +14,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from model.config import TrainConfig
-from model.geometry import score_grid
+from model.core.config import TrainConfig
+from model.core.geometry import score_grid
 from model.network.hard_negative import random_negatives, random_shifts, select_rois
-from model.ops import box_iou, nms
+from model.core.ops import box_iou, nms
 
 GT = torch.tensor([100.0, 100.0, 150.0, 150.0])
 EXTENT = 255.0

@@ -1,4 +1,4 @@
-"""Inference backends (model/inference.py): BatchNorm folding and the ONNX Runtime export
+"""Inference backends (model/tracking/inference.py): BatchNorm folding and the ONNX Runtime export
 must reproduce the eager network's outputs, for both backbones."""
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import pytest
 import torch
 from torch import nn
 
-from model.config import NetworkConfig
-from model.errors import InputError
-from model.fused_heads import FusedHeads
-from model.inference import (
+from model.core.config import NetworkConfig
+from model.core.errors import InputError
+from model.tracking.fused_heads import FusedHeads
+from model.tracking.inference import (
     BACKENDS,
     EagerBackend,
     OnnxBackend,
@@ -21,7 +21,7 @@ from model.inference import (
     make_backend,
 )
 from model.network import HNSENet
-from model.tracker import Tracker
+from model.tracking.tracker import Tracker
 from torch_threads import one_torch_thread  # noqa: F401  (autouse)
 
 # Small heads keep the export quick; the backbones are the real ones.
@@ -204,7 +204,7 @@ def test_unknown_backend_is_an_input_error():
 
 
 def test_embed_dist_is_computed_on_the_best_cells_only(net, search_crop):
-    from model import tracker as tracker_module
+    from model.tracking import tracker as tracker_module
 
     if net.embedding is None:
         pytest.skip("no HE head")
@@ -222,6 +222,6 @@ def test_embed_dist_is_computed_on_the_best_cells_only(net, search_crop):
 
 
 def _config_of(net):
-    from model.config import Config
+    from model.core.config import Config
 
     return Config(network=net.config)

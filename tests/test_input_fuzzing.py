@@ -1,5 +1,5 @@
 """Random bytes and random mutations of valid files raise nothing but the project's own
-:class:`~model.errors.InputError` (one line, naming the file), for the readers the other
+:class:`~model.core.errors.InputError` (one line, naming the file), for the readers the other
 test modules do not fuzz: YAML configs, weights files, image files, and ``track --init``.
 
 (Videos, ground-truth files and project files are fuzzed in test_sources.py,
@@ -18,10 +18,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hnse_cli.track import check_inside, parse_box
-from model.checkpoint import read_checkpoint, save_checkpoint
-from model.config import Config, TrackConfig, TrainConfig, load_config, save_config
+from model.core.checkpoint import read_checkpoint, save_checkpoint
+from model.core.config import Config, TrackConfig, TrainConfig, load_config, save_config
 from model.data.sources import FrameDecodeError, ImageFolderSource
-from model.errors import InputError
+from model.core.errors import InputError
 
 FLIPS = st.lists(st.tuples(st.floats(0, 1, exclude_max=True), st.integers(1, 255)), min_size=1, max_size=8)
 CUT = st.one_of(st.none(), st.floats(0, 1))

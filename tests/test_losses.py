@@ -1,4 +1,4 @@
-"""Loss terms (model/losses.py, Eq. 6-8) on tiny tensors against numbers worked by hand,
+"""Loss terms (model/network/losses.py, Eq. 6-8) on tiny tensors against numbers worked by hand,
 and the N_p normalisation guard of HNSENet.forward."""
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from model.config import NetworkConfig, TrainConfig
-from model.losses import centerness_loss, contrastive_loss, focal_loss, iou_loss, total_loss
+from model.core.config import NetworkConfig, TrainConfig
+from model.network.losses import centerness_loss, contrastive_loss, focal_loss, iou_loss, total_loss
 from model.network import HNSENet
 from torch_threads import one_torch_thread  # noqa: F401  (autouse)
 

@@ -12,7 +12,7 @@ from got10k.experiments.otb import ExperimentOTB
 from got10k.utils import metrics as toolkit
 
 from model.data.sequences import load_boxes_file
-from model.metrics import (
+from model.evaluation.metrics import (
     center_error,
     normalized_center_error,
     overall_metrics,

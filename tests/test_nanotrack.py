@@ -1,5 +1,5 @@
 """NanoTrack v3 in our code (model/network/nanotrack.py), its baseline tracker
-(model/nanotrack3.py) and HNSE-Nano (model/network/hnse_nano.py)."""
+(model/tracking/nanotrack3.py) and HNSE-Nano (model/network/hnse_nano.py)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from model.config import Config, TrainConfig, derive_sizes, load_config
-from model.errors import InputError
+from model.core.config import Config, TrainConfig, derive_sizes, load_config
+from model.core.errors import InputError
 from model.network import HNSENanoNet, build_network
 from model.network.nanotrack import DEFAULT_WEIGHTS, BANHead, MobileNetV3Trunk, load_nanotrack_v3
 from torch_threads import one_torch_thread  # noqa: F401  (autouse)
@@ -117,7 +117,7 @@ def _batch(batch=2, seed=0):
 
 
 def test_frozen_head_stays_as_loaded_while_new_branches_train():
-    from model.train import freeze_modules, keep_frozen_bn_eval, make_optimizer
+    from model.training.train import freeze_modules, keep_frozen_bn_eval, make_optimizer
 
     net, config = _nano(pretrained=False)
     train = TrainConfig(frozen=("ban_head",), base_lr=0.05, warmup_lr=0.05)
@@ -143,7 +143,7 @@ def test_he_rerank_moves_the_choice_to_the_candidate_nearest_the_exemplar():
     """Two equal peaks: re-ranking picks the one whose embedding is closer to the exemplar."""
     from dataclasses import replace
 
-    from model.tracker import Tracker
+    from model.tracking.tracker import Tracker
 
     net, config = _nano(pretrained=False)
     tracker = Tracker(net.eval(), config, inspect=False)
@@ -170,7 +170,7 @@ def test_he_rerank_moves_the_choice_to_the_candidate_nearest_the_exemplar():
 
 @needs_weights
 def test_nanotrack3_baseline_tracks_a_moving_patch():
-    from model.nanotrack3 import NanoTrack3Tracker
+    from model.tracking.nanotrack3 import NanoTrack3Tracker
 
     rng = np.random.default_rng(0)
     background = rng.integers(0, 60, (240, 320, 3), dtype=np.uint8)
@@ -191,7 +191,7 @@ def test_nanotrack3_baseline_tracks_a_moving_patch():
 
 
 def test_paired_bootstrap_interval():
-    from model.metrics import paired_bootstrap
+    from model.evaluation.metrics import paired_bootstrap
 
     a = np.array([0.5, 0.6, 0.7, 0.4, 0.55])
     better = paired_bootstrap(a, a + 0.05)
@@ -205,7 +205,7 @@ def test_paired_bootstrap_interval():
 
 @pytest.mark.parametrize("he_head", [True, False])
 def test_torch_and_onnx_backends_match_eager_for_hnse_nano(he_head, tmp_path, monkeypatch):
-    from model.inference import make_backend
+    from model.tracking.inference import make_backend
 
     monkeypatch.setenv("HNSE_CACHE_DIR", str(tmp_path))
     net, _ = _nano(he_head=he_head)
@@ -226,7 +226,7 @@ def test_torch_and_onnx_backends_match_eager_for_hnse_nano(he_head, tmp_path, mo
 
 @needs_weights
 def test_shipped_hnse_nano_keeps_nanotrack_v3_trunk_and_head_unchanged():
-    from model.checkpoint import read_checkpoint
+    from model.core.checkpoint import read_checkpoint
 
     original = torch.load(DEFAULT_WEIGHTS, map_location="cpu", weights_only=True)
     for name in ("nano_he", "nano_nohe"):

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from model.config import NetworkConfig, TrainConfig
+from model.core.config import NetworkConfig, TrainConfig
 from model.network import LEVELS, HNSENet
 from model.network.backbones import _lite0_weights_path
 from torch_threads import one_torch_thread  # noqa: F401  (autouse)

@@ -1,4 +1,4 @@
-"""RoI Align, NMS and box IoU (model/ops.py).
+"""RoI Align, NMS and box IoU (model/core/ops.py).
 
 Hand-worked cases pin the semantics; a slow loop that transcribes torchvision's CPU
 ``roi_align_forward_kernel`` checks the vectorised version on random inputs.
@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from model import ops
-from model.ops import box_iou, nms_torch, roi_align_torch
+from model.core import ops
+from model.core.ops import box_iou, nms_torch, roi_align_torch
 
 
 def ramp(height: int = 4, width: int = 4, dtype=torch.float32) -> torch.Tensor:

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from model.config import Config, NetworkConfig, TrainConfig
+from model.core.config import Config, NetworkConfig, TrainConfig
 from model.data.pairs import PairDataset, build_sources
-from model.errors import InputError
+from model.core.errors import InputError
 
 SHARED_TRAIN = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "train"
 TARGET_COLOURS = [(40, 200, 60), (220, 40, 90), (30, 60, 230)]  # one flat target colour per still image

@@ -1,5 +1,5 @@
 """The teaching views of one tracked frame: the pipeline view, the "why this box" table and
-the publication figures, checked against real :class:`~model.result.TrackResult`s of a
+the publication figures, checked against real :class:`~model.tracking.result.TrackResult`s of a
 three-level network and of a one-level one (HNSE-Nano), each "with HE" and "without HE"."""
 from __future__ import annotations
 
@@ -19,9 +19,9 @@ from hnse_gui.figures import (CURVES_SIZE_IN, export_heatmap_figure, export_scor
                               heatmap_figure_size)
 from hnse_gui.pipeline_view import PipelineView  # noqa: E402
 from hnse_gui.why_box import WhyBoxTable  # noqa: E402
-from model.config import load_config  # noqa: E402
+from model.core.config import load_config  # noqa: E402
 from model.network import build_network  # noqa: E402
-from model.tracker import Tracker  # noqa: E402
+from model.tracking.tracker import Tracker  # noqa: E402
 
 VARIANTS = ["with HE", "without HE"]
 SMALL = dict(pretrained=False, neck_channels=16, head_channels=16, tower_convs=1, embed_channels=16, inspect=True)

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from model.data.sequences import detect_layout, load_boxes_file, read_dataset, read_sequence
-from model.errors import InputError
+from model.core.errors import InputError
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 BOXES = [(10, 20, 30, 40), (11.5, 21, 30, 41), (12, 22.25, 29, 40), (13, 23, 31, 39)]

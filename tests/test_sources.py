@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from model.data.sources import FrameDecodeError, ImageFolderSource, VideoSource, open_frames
-from model.errors import InputError
+from model.core.errors import InputError
 
 FRAME_W, FRAME_H, N_FRAMES = 64, 48, 12
 

@@ -27,7 +27,7 @@ from hnse_gui.store import (
     save_project,
     write_track_result,
 )
-from model.errors import InputError
+from model.core.errors import InputError
 
 
 def make_document(frame_count=40, map_frames=range(0, 40, 3), map_size=9, seed=0) -> Document:

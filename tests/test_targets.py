@@ -1,4 +1,4 @@
-"""Label assignment (model/targets.py, Eq. 2-5) on a small grid worked out by hand.
+"""Label assignment (model/network/targets.py, Eq. 2-5) on a small grid worked out by hand.
 
 The grid has 5 x 5 cells at instance coordinates 4, 12, 20, 28, 36 (offset 4, stride 8).
 """
@@ -8,8 +8,8 @@ import math
 
 import torch
 
-from model.geometry import score_grid, score_points
-from model.targets import assign_targets, centerness_from_ltrb, decode_ltrb, ltrb_targets
+from model.core.geometry import score_grid, score_points
+from model.network.targets import assign_targets, centerness_from_ltrb, decode_ltrb, ltrb_targets
 
 GRID = score_grid(5, 4.0, 8)  # (2, 5, 5): GRID[0] = X, GRID[1] = Y
 

@@ -9,7 +9,7 @@ import main
 from hnse_cli.track import DEFAULT_WEIGHTS
 from hnse_gui.document import Flag, Origin
 from hnse_gui.store import load_project
-from model.metrics import rect_iou
+from model.evaluation.metrics import rect_iou
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 DUDEK = DATA / "sequences" / "Dudek20"
@@ -24,8 +24,8 @@ def first_box(sequence: Path) -> str:
 def weights(tmp_path_factory) -> Path:
     """A weights file of the lite model with untrained heads: a real network, quick to make."""
     torch = pytest.importorskip("torch")
-    tracker_module = pytest.importorskip("model.tracker")
-    checkpoint = pytest.importorskip("model.checkpoint")
+    tracker_module = pytest.importorskip("model.tracking.tracker")
+    checkpoint = pytest.importorskip("model.core.checkpoint")
     torch.set_num_threads(1)
     tracker = tracker_module.Tracker.random(seed=0)
     path = tmp_path_factory.mktemp("weights") / "lite_random.pt"

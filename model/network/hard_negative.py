@@ -14,8 +14,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from model.geometry import pixel_to_feature_shift
-from model.ops import box_iou, nms, roi_align
+from model.core.geometry import pixel_to_feature_shift
+from model.core.ops import box_iou, nms, roi_align
 
 
 class EmbeddingHead(nn.Module):

@@ -4,8 +4,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from model.config import NetworkConfig, derive_sizes
-from model.geometry import score_grid
+from model.core.config import NetworkConfig, derive_sizes
+from model.core.geometry import score_grid
 from model.network.backbones import build_backbone
 from model.network.fusion import LevelFusion
 from model.network.hard_negative import EmbeddingHead
@@ -100,7 +100,7 @@ class HNSENet(SiameseNetwork):
         """:meth:`track` with the template ``kernels`` (one (cls, reg) pair per level) given
         explicitly, so that inference backends can export or trace this one function.
         ``heads(kernels, levels) -> (per_level, fused)`` replaces :meth:`_heads` (an
-        inference backend's equivalent, e.g. :class:`model.fused_heads.FusedHeads`)."""
+        inference backend's equivalent, e.g. :class:`model.tracking.fused_heads.FusedHeads`)."""
         levels = self.features(x)
         per_level, fused = (heads or self._heads)(kernels, levels)
         return {

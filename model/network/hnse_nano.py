@@ -12,7 +12,7 @@ adds what the paper adds to a Siamese tracker:
 
 There is one level (the trunk's output, stride 16), so the fusion of Eq. 9 has nothing
 to weigh: the "fused" maps are that level's. Sizes: exemplar 127 -> 8x8 features,
-search 255 -> 16x16, score map 15x15 (:func:`model.config.derive_sizes` with
+search 255 -> 16x16, score map 15x15 (:func:`model.core.config.derive_sizes` with
 ``stride: 16``, ``template_feature_crop: 4``, ``xcorr_padding: 1``).
 """
 from __future__ import annotations
@@ -22,9 +22,9 @@ import math
 import torch
 from torch import nn
 
-from model.config import NetworkConfig, derive_sizes
-from model.errors import InputError
-from model.geometry import score_grid
+from model.core.config import NetworkConfig, derive_sizes
+from model.core.errors import InputError
+from model.core.geometry import score_grid
 from model.network.hard_negative import EmbeddingHead
 from model.network.nanotrack import BANHead, MobileNetV3Trunk, load_nanotrack_v3
 from model.network.siamese import SiameseNetwork

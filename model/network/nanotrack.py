@@ -19,7 +19,7 @@ strictly (:func:`load_nanotrack_v3`). Two parts:
   computed once per exemplar.
 
 The sizes (score map 15, cell i at crop pixel 15 + 16 i) follow from these by
-:func:`model.config.derive_sizes` with stride 16, a 4-cell template crop and a
+:func:`model.core.config.derive_sizes` with stride 16, a 4-cell template crop and a
 correlation padding of 1.
 """
 from __future__ import annotations
@@ -29,7 +29,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from model.errors import InputError
+from model.core.checkpoint import load_torch_file
+from model.core.errors import InputError
 
 TRUNK_CHANNELS = 96
 PIXELWISE_CHANNELS = 64  # = 8 x 8 exemplar cells: one channel per exemplar position
@@ -262,8 +263,6 @@ UNUSED_PREFIXES = ("neck.",)
 
 def read_nanotrack_v3(path: str | Path) -> dict[str, torch.Tensor]:
     """The state dict of ``nanotrack_v3.pt``, with a one-line error on a bad file."""
-    from model.checkpoint import load_torch_file
-
     state = load_torch_file(path, "NanoTrack v3 weights file")
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise InputError(f"{path}: not a NanoTrack v3 state dict")

@@ -16,10 +16,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from model.config import TrainConfig
-from model.losses import centerness_loss, contrastive_loss, focal_loss, iou_loss, total_loss
+from model.core.config import TrainConfig
+from model.network.losses import centerness_loss, contrastive_loss, focal_loss, iou_loss, total_loss
 from model.network.hard_negative import select_rois
-from model.targets import assign_targets, decode_ltrb
+from model.network.targets import assign_targets, decode_ltrb
 
 
 class SiameseNetwork(nn.Module):
@@ -29,7 +29,7 @@ class SiameseNetwork(nn.Module):
     and ``_exemplar_vector`` (the exemplar's HE embedding, or None).
     """
 
-    #: inference backends (:mod:`model.inference`) that can run this network's search pass
+    #: inference backends (:mod:`model.tracking.inference`) that can run this network's search pass
     backends: tuple[str, ...] = ("eager",)
     #: the fastest of them on the CPU (BENCHMARKS.md), ``Tracker.from_checkpoint``'s default there
     cpu_backend: str = "eager"

@@ -1,12 +1,12 @@
 """NanoTrack v3 as its authors track with it: a baseline behind the same contract as
-:class:`model.tracker.Tracker` (``init(frame, box)``, ``track(frame) -> TrackResult``).
+:class:`model.tracking.tracker.Tracker` (``init(frame, box)``, ``track(frame) -> TrackResult``).
 
 The network is :mod:`model.network.nanotrack` loaded from NanoTrack v3's weights file;
 the post-processing is v3's own (``nanotrack/tracker/nano_tracker.py``, settings of
 ``configv3.yaml``): softmax score, the scale/aspect penalty of Eq. 10-11 with k = 0.138,
 a plain Hanning window (zero at the border) at influence 0.455, size learning rate
 0.348, box clipped to the frame with sides of at least 10 px. No center-ness, no HE.
-Crops are cut by :class:`model.geometry.CropWindow` (sub-pixel), where v3 rounds the
+Crops are cut by :class:`model.core.geometry.CropWindow` (sub-pixel), where v3 rounds the
 window to whole pixels.
 """
 from __future__ import annotations
@@ -18,13 +18,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from model.config import NetworkConfig, derive_sizes
-from model.errors import InputError
-from model.geometry import CropWindow, context_size, map_rect, score_grid
+from model.core.config import NetworkConfig, derive_sizes
+from model.core.errors import InputError
+from model.core.geometry import CropWindow, context_size, map_rect, score_grid
 from model.network.nanotrack import DEFAULT_WEIGHTS, BANHead, MobileNetV3Trunk, load_nanotrack_v3
-from model.result import TrackResult
-from model.targets import decode_ltrb
-from model.tracker import as_bgr, scale_penalty
+from model.tracking.result import TrackResult
+from model.network.targets import decode_ltrb
+from model.tracking.tracker import as_bgr, scale_penalty
 
 NANOTRACK3_ENV = "HNSE_NANOTRACK3_WEIGHTS"
 # The geometry NanoTrack v3 was built with: stride 16, the central 4x4 of the 8x8

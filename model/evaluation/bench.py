@@ -32,7 +32,7 @@ import cv2
 import numpy as np
 
 from model.data.sequences import Sequence
-from model.errors import InputError
+from model.core.errors import InputError
 
 
 @dataclass

@@ -9,7 +9,7 @@ Eq. 9. A backend is anything with ``track(x) -> dict`` returning what
   current weights (use it while training).
 * ``"torch"``: a copy of the network with every BatchNorm folded into the convolution
   it follows (:func:`fold_batchnorm`) and the three heads run as one stack of grouped
-  convolutions (:class:`~model.fused_heads.FusedHeads`), in channels-last memory layout
+  convolutions (:class:`~model.tracking.fused_heads.FusedHeads`), in channels-last memory layout
   under ``torch.inference_mode``. The same arithmetic in fewer operators; the weights are
   frozen at construction.
 * ``"onnx"``: the same search branch (fused heads) exported once with ``torch.onnx.export``, the six
@@ -34,9 +34,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from model.config import Config, config_to_dict
-from model.errors import InputError
-from model.fused_heads import FusedHeads, folded_conv
+from model.core.config import Config, config_to_dict
+from model.core.errors import InputError
+from model.tracking.fused_heads import FusedHeads, folded_conv
 
 BACKENDS = ("eager", "torch", "onnx")
 ONNX_CACHE_ENV = "HNSE_CACHE_DIR"

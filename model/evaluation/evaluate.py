@@ -1,6 +1,6 @@
 """One-pass evaluation (OPE): run trackers through sequences from their first box and score them.
 
-Every tracker sits behind the same small interface as :class:`model.tracker.Tracker`:
+Every tracker sits behind the same small interface as :class:`model.tracking.tracker.Tracker`:
 ``init(frame, box)`` then ``track(frame)`` returning an object with ``.box`` (x, y, w, h)
 and ``.score``. OpenCV's trackers are wrapped by :class:`OpenCVTracker` to look the
 same, so the HNSE model and the baselines go through one harness::
@@ -13,7 +13,7 @@ A tracker starts on the first frame whose ground-truth box is present, from that
 (the box is also its output for that frame, as in the OTB toolkit), and then sees
 every later frame. Only the tracker's own ``init``/``track`` calls are timed. A
 frame that cannot be decoded is skipped and counted: the tracker never sees it and
-the metrics leave it out (see :mod:`model.metrics` for the protocols).
+the metrics leave it out (see :mod:`model.evaluation.metrics` for the protocols).
 """
 from __future__ import annotations
 
@@ -29,8 +29,8 @@ import numpy as np
 
 from model.data.sequences import Sequence
 from model.data.sources import FrameDecodeError
-from model.errors import InputError
-from model.metrics import (
+from model.core.errors import InputError
+from model.evaluation.metrics import (
     NORM_PRECISION_THRESHOLDS,
     PRECISION_THRESHOLDS,
     SUCCESS_THRESHOLDS,
@@ -38,18 +38,18 @@ from model.metrics import (
     overall_metrics,
     sequence_metrics,
 )
-from model.result import TrackResult
+from model.tracking.result import TrackResult
 
 OPENCV_TRACKERS = {"CSRT": "TrackerCSRT", "KCF": "TrackerKCF", "MIL": "TrackerMIL", "NANO": "TrackerNano"}
 NANOTRACK_FILES = {"backbone": "nanotrack_backbone_sim.onnx", "neckhead": "nanotrack_head_sim.onnx"}
 NANOTRACK_DIR_ENV = "HNSE_NANOTRACK_DIR"
-DEFAULT_NANOTRACK_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "baselines" / "nanotrack"
+DEFAULT_NANOTRACK_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "baselines" / "nanotrack"
 TRACKER_NAMES_HELP = ("hnse:WEIGHTS_FILE[?SETTING=VALUE&...], nanotrack3[:WEIGHTS_FILE] or opencv:"
                       + "|".join(OPENCV_TRACKERS))
 
 
 class SingleTargetTracker(Protocol):
-    """What the harness needs of a tracker (:class:`model.tracker.Tracker` is one)."""
+    """What the harness needs of a tracker (:class:`model.tracking.tracker.Tracker` is one)."""
 
     def init(self, frame: np.ndarray, box: tuple[float, float, float, float]) -> None: ...
 
@@ -57,7 +57,7 @@ class SingleTargetTracker(Protocol):
 
 
 class OpenCVTracker:
-    """An OpenCV tracker (``cv2.Tracker``) with the :class:`model.tracker.Tracker` interface.
+    """An OpenCV tracker (``cv2.Tracker``) with the :class:`model.tracking.tracker.Tracker` interface.
 
     ``create`` makes a fresh ``cv2`` tracker; :meth:`init` calls it, so one wrapper can
     start over on any number of sequences. OpenCV boxes are integer rectangles. When
@@ -115,7 +115,7 @@ def tracker_factory(name: str, *, nanotrack_dir: str | Path | None = None) -> Ca
     ``?SETTING=VALUE&...`` tracking settings overriding the file's, e.g.
     ``hnse:nano_he.pt?he_rerank=0``),
     ``nanotrack3`` (NanoTrack v3 with its own post-processing; ``nanotrack3:FILE`` names
-    its weights, default :func:`model.nanotrack3.default_weights`) or
+    its weights, default :func:`model.tracking.nanotrack3.default_weights`) or
     ``opencv:CSRT|KCF|MIL|NANO``.
 
     The name is checked, and weights loaded, now, so that a bad name fails before any
@@ -130,14 +130,14 @@ def tracker_factory(name: str, *, nanotrack_dir: str | Path | None = None) -> Ca
         weights = Path(argument)
         if not weights.is_file():
             raise InputError(f"{weights}: no such weights file (tracker {name!r})")
-        from model.tracker import Tracker  # torch loads only when an HNSE model is asked for
+        from model.tracking.tracker import Tracker  # torch loads only when an HNSE model is asked for
 
         tracker = Tracker.from_checkpoint(weights, inspect=False)
         if overrides:
             tracker = tracker.with_track_config(**track_overrides(overrides, name))
         return lambda: tracker
     if kind == "nanotrack3":
-        from model.nanotrack3 import NanoTrack3Tracker
+        from model.tracking.nanotrack3 import NanoTrack3Tracker
 
         tracker = NanoTrack3Tracker(argument or None)
         return lambda: tracker
@@ -151,7 +151,7 @@ def track_overrides(text: str, name: str) -> dict:
     """``window_influence=0.3&he_rerank=0`` -> TrackConfig changes, checked by field and type."""
     import dataclasses
 
-    from model.config import TrackConfig
+    from model.core.config import TrackConfig
 
     fields = {f.name: f.type for f in dataclasses.fields(TrackConfig)}
     changes = {}

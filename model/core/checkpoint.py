@@ -21,8 +21,8 @@ from pathlib import Path
 
 import torch
 
-from model.config import Config, config_from_dict, config_to_dict
-from model.errors import InputError
+from model.core.config import Config, config_from_dict, config_to_dict
+from model.core.errors import InputError
 
 FORMAT, VERSION = "hnse-weights", 2
 READABLE_VERSIONS = (1, 2)
@@ -94,25 +94,6 @@ def read_checkpoint(path: str | Path) -> dict:
         if tensor_digest(payload["state_dict"]) != recorded:
             raise InputError(f"{path}: tensor data does not match the file's hash (the file was changed or damaged)")
     return payload
-
-
-def load_network(path: str | Path, device: str | torch.device = "cpu"):
-    """Build the network from the file's config and load its weights.
-
-    Returns ``(net, config, payload)``. The backbone's ImageNet initialisation is skipped
-    (the file has the trained weights). Missing or unexpected keys and shape mismatches
-    are refused with one line naming the file.
-    """
-    from dataclasses import replace
-
-    from model.network import build_network
-
-    payload = read_checkpoint(path)
-    config = config_from_dict(payload["config"], f"{path} (config)")
-    config = replace(config, network=replace(config.network, pretrained=False, backbone_weights=None))
-    net = build_network(config.network)
-    load_state_checked(net, payload["state_dict"], path)
-    return net.to(device).eval(), config, payload
 
 
 def load_state_checked(net: torch.nn.Module, state: dict, path) -> None:

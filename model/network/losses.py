@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from model.geometry import box_iou_xyxy
+from model.core.geometry import box_iou_xyxy
 
 
 def focal_loss(score_logits: torch.Tensor, labels: torch.Tensor, alpha: float = 0.25,

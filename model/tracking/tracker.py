@@ -16,13 +16,13 @@ import cv2
 import numpy as np
 import torch
 
-from model.config import Config, NetworkConfig
-from model.errors import InputError
-from model.geometry import CropWindow, context_size, map_rect
-from model.inference import make_backend
-from model.ops import box_iou, nms
-from model.result import Candidate, Pipeline, TrackResult
-from model.targets import decode_ltrb
+from model.core.config import Config, NetworkConfig
+from model.core.errors import InputError
+from model.core.geometry import CropWindow, context_size, map_rect
+from model.tracking.inference import make_backend
+from model.core.ops import box_iou, nms
+from model.tracking.result import Candidate, Pipeline, TrackResult
+from model.network.targets import decode_ltrb
 
 
 LEVEL_MAPS = ("level2", "level3", "level4")
@@ -66,7 +66,7 @@ class Tracker:
 
     ``inspect=True`` fills :attr:`TrackResult.maps` with every inspection map and the NMS
     candidates; ``False`` keeps only ``score`` and ``final`` (the fastest path).
-    ``backend`` runs the per-frame network pass: a name of :data:`model.inference.BACKENDS`
+    ``backend`` runs the per-frame network pass: a name of :data:`model.tracking.inference.BACKENDS`
     or a backend object (shared, e.g. by :meth:`with_track_config`); ``"eager"`` always
     uses ``net``'s current weights, the others freeze them when the tracker is made.
     """
@@ -93,7 +93,7 @@ class Tracker:
                         backend: str | None = None) -> "Tracker":
         """The tracker of a weights file; ``backend`` defaults to
         the network's ``cpu_backend`` on the CPU and ``"torch"`` elsewhere."""
-        from model.checkpoint import load_network
+        from model.network import load_network
 
         net, config, _ = load_network(path, device)
         if backend is None:

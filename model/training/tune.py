@@ -13,11 +13,11 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Callable
 
-from model.checkpoint import read_checkpoint, save_checkpoint
-from model.config import config_from_dict
+from model.core.checkpoint import read_checkpoint, save_checkpoint
+from model.core.config import config_from_dict
 from model.data.sequences import Sequence
-from model.evaluate import evaluate
-from model.tracker import Tracker
+from model.evaluation.evaluate import evaluate
+from model.tracking.tracker import Tracker
 
 # Three to four values a parameter: a dozen evaluations of the validation split a model.
 GRID = {
@@ -85,7 +85,7 @@ def write_track_config(weights: str | Path, values: dict, note: dict) -> None:
 def validation_sequences(weights: str | Path, train_dir: str | Path) -> list[Sequence]:
     """The sequences of ``train_dir`` that the weights file's config holds out for validation."""
     from model.data.sequences import read_sequence
-    from model.errors import InputError
+    from model.core.errors import InputError
 
     names = config_from_dict(read_checkpoint(weights)["config"], str(weights)).train.validation
     if not names:

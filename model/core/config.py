@@ -3,8 +3,8 @@
 Three parts, passed explicitly wherever they are needed (no global singleton):
 
 * :class:`NetworkConfig` builds a network (:func:`model.network.build_network`);
-* :class:`TrainConfig` drives :mod:`model.train` (Sec. 4.1 of the paper);
-* :class:`TrackConfig` drives :class:`model.tracker.Tracker` (Sec. 3.5).
+* :class:`TrainConfig` drives :mod:`model.training.train` (Sec. 4.1 of the paper);
+* :class:`TrackConfig` drives :class:`model.tracking.tracker.Tracker` (Sec. 3.5).
 
 Sizes that follow from others (score-map size, the crop <-> score-map offset)
 are computed once, by :func:`derive_sizes`, and never typed in anywhere else.
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import yaml
 
-from model.errors import InputError
+from model.core.errors import InputError
 
 
 @dataclass(frozen=True)
@@ -119,7 +119,7 @@ class TrackConfig:
     power ``centerness_weight`` (1: the paper; 0: center-ness off). ``he_rerank`` > 0
     re-ranks the ``he_candidates`` best cells (those within ``he_min_ratio`` of the best)
     by their HE embedding distance to the exemplar (beyond the paper; see
-    :meth:`model.tracker.Tracker._he_rerank`);
+    :meth:`model.tracking.tracker.Tracker._he_rerank`);
     ``he_margin`` is the contrastive margin m the HE branch was trained with (Eq. 6).
     """
 

@@ -2,7 +2,7 @@
 
 Boxes are (N, 4) arrays of ``(x, y, w, h)``. The per-frame measures are those of
 the got10k toolkit (``got10k/utils/metrics.py``), kept here rather than in
-:mod:`model.geometry` because a benchmark number is only comparable when it is
+:mod:`model.core.geometry` because a benchmark number is only comparable when it is
 computed exactly the benchmark's way:
 
 * IoU of continuous boxes (area ``w * h``), with ``eps`` added to the union and the

@@ -3,13 +3,13 @@
 Conventions used everywhere in the project:
 
 * boxes are ``xywh`` (top-left x, y, width, height) at the edges of the library and
-  ``xyxy`` inside the network (IoU of ``xywh`` boxes: :func:`model.metrics.rect_iou`);
+  ``xyxy`` inside the network (IoU of ``xywh`` boxes: :func:`model.evaluation.metrics.rect_iou`);
   pixel ``k`` has its centre at coordinate ``k``;
 * a *crop* is a square window of side ``window`` frame pixels centred on
   ``(cx, cy)``, resampled to ``out_size`` pixels: frame point ``p`` lands at
   ``(p - c) * scale + (out_size - 1) / 2`` with ``scale = out_size / window``;
 * score-map cell ``i`` sits at crop coordinate ``offset + stride * i`` (Eq. 2 with the
-  offset of :func:`model.config.derive_sizes`).
+  offset of :func:`model.core.config.derive_sizes`).
 """
 from __future__ import annotations
 

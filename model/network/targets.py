@@ -1,7 +1,7 @@
 """Per-pixel label assignment for the FCOS heads (Eq. 2-5).
 
 Every score-map cell (x, y) maps back to the instance at (X, Y) = (offset + s*x,
-offset + s*y) (Eq. 2, offset from :func:`model.config.derive_sizes`). A cell is
+offset + s*y) (Eq. 2, offset from :func:`model.core.config.derive_sizes`). A cell is
 positive when that point lies strictly inside the ground truth (all four distances of
 Eq. 3 positive); its regression target is the distances to the four sides and its
 center-ness target is Eq. 5; negative cells have center-ness target 0 (Eq. 4).

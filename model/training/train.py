@@ -30,10 +30,10 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from model.checkpoint import read_checkpoint, save_checkpoint
-from model.config import Config, TrainConfig, load_config, save_config
+from model.core.checkpoint import read_checkpoint, save_checkpoint
+from model.core.config import Config, TrainConfig, load_config, save_config
 from model.data.pairs import PairDataset, build_sources
-from model.errors import InputError
+from model.core.errors import InputError
 from model.network import SiameseNetwork, build_network
 
 LOSS_TERMS = ("total", "score", "centerness", "reg", "contra")
@@ -140,8 +140,8 @@ class _StopRequest:
 def validation_auc(net: SiameseNetwork, config: Config, sequences) -> dict[str, float]:
     """Success AUC of the current weights on the held-out sequences (eager: live weights),
     overall and per sequence."""
-    from model.evaluate import evaluate
-    from model.tracker import Tracker
+    from model.evaluation.evaluate import evaluate
+    from model.tracking.tracker import Tracker
 
     was_training = net.training
     tracker = Tracker(net, config, inspect=False, backend="eager")
@@ -318,6 +318,6 @@ def _dataset_base(config: Config, config_path: Path) -> Path:
     return config_path.resolve().parent
 
 
-if __name__ == "__main__":  # torchrun entry: torchrun --nproc_per_node N -m model.train CONFIG OUT
+if __name__ == "__main__":  # torchrun entry: torchrun --nproc_per_node N -m model.training.train CONFIG OUT
     result = train_from_file(sys.argv[1], sys.argv[2])
     sys.exit(0 if not result["interrupted"] else 130)
