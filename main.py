@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.debug:
         quiet_native_libraries()
-    from model.errors import HNSEError
+    from model.core.errors import HNSEError
 
     try:
         return int(args._module.run(args) or 0)
