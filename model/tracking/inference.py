@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from model.core.checkpoint import tensor_digest
 from model.core.config import Config, config_to_dict
 from model.core.errors import InputError
 from model.tracking.fused_heads import FusedHeads, folded_conv
@@ -199,9 +200,7 @@ def _network_digest(net) -> str:
     digest = hashlib.sha256()
     digest.update(repr(config_to_dict(Config(network=net.config))["network"]).encode())
     digest.update(f"{torch.__version__} opset {ONNX_OPSET} {_EXPORT_FORMAT}".encode())
-    for name, tensor in sorted(net.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    digest.update(tensor_digest(net.state_dict()).encode())  # the weights file's own tensor hash
     return digest.hexdigest()[:24]
 
 
