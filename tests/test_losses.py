@@ -150,3 +150,10 @@ def test_losses_are_normalised_by_the_number_of_positive_cells(small_net):
     assert float(two["num_pos"]) == 2 * float(one["num_pos"]) > 0
     for name in ("score", "centerness", "reg"):
         assert math.isclose(float(two[name]), float(one[name]), rel_tol=1e-4), name
+
+
+def test_focal_loss_leaves_ignored_cells_out():
+    logits = _cells([1.0, 1.0], [0.0, LN3], [2.0, 2.0 - LN3])
+    counted = focal_loss(logits, torch.tensor([[[1.0, -1.0, 1.0]]]), 0.25, 2.0)
+    without = focal_loss(logits[..., [0, 2]], torch.tensor([[[1.0, 1.0]]]), 0.25, 2.0)
+    assert math.isclose(float(counted), float(without), rel_tol=1e-6)

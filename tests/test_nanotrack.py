@@ -235,3 +235,32 @@ def test_shipped_hnse_nano_keeps_nanotrack_v3_trunk_and_head_unchanged():
         assert len(shared) == len([k for k in original if not k.startswith("neck.")])
         for key in shared:
             assert torch.equal(state[key], original[key]), (name, key)
+
+
+@needs_weights
+def test_adapter_starts_as_identity_and_carries_the_losses_to_the_frozen_heads_input():
+    """A zero-initialised adapter leaves v3's maps unchanged; training moves only the
+    adapter and the new branches, and the HE loss alone reaches the adapter."""
+    from dataclasses import replace
+
+    from model.training.train import freeze_modules, make_optimizer
+
+    net, config = _nano()
+    adapted = build_network(replace(config.network, adapter_channels=16))
+    assert adapted.load_state_dict(net.state_dict(), strict=False).unexpected_keys == []
+    reference = np.load(REFERENCE)
+    z, x = _image(reference["template"]), _image(reference["search"])
+    for model in (net, adapted):
+        model.eval().template(z, torch.tensor([40.0, 40.0, 87.0, 87.0]))
+    torch.testing.assert_close(adapted.track(x)["score"], net.track(x)["score"])
+
+    train = TrainConfig(frozen=("ban_head",), lambda_score=0, lambda_centerness=0, lambda_reg=0,
+                        lambda_contra=1.0)
+    freeze_modules(adapted, train.frozen)
+    adapted.train()
+    terms = adapted(_batch(), train, torch.Generator().manual_seed(0))
+    terms["total"].backward()
+    assert adapted.adapter.expand.weight.grad.abs().sum() > 0  # Eq. 6 reaches the correlated features
+    assert all(p.grad is None for p in adapted.ban_head.parameters())
+    adapter_ids = {id(p) for p in adapted.adapter.parameters()}
+    assert adapter_ids <= {id(p) for p in make_optimizer(adapted, train).param_groups[0]["params"]}

@@ -85,3 +85,23 @@ def test_decode_ltrb_inverts_ltrb_targets_at_every_cell():
     decoded = decode_ltrb(GRID, ltrb_targets(GRID, boxes))
     assert decoded.shape == (6, 4, 5, 5)
     torch.testing.assert_close(decoded, boxes[:, :, None, None].expand_as(decoded), rtol=0, atol=1e-5)
+
+
+def test_ellipse_labels_positive_near_the_centre_ignored_on_the_rim_negative_outside():
+    # Box x 4..36, y 4..36 (centre 20, 20; semi-axes 16): the inner ellipse (radius 8)
+    # holds only the centre cell; cells within 16 px are ignored; the corners are outside.
+    targets = assign_targets(GRID, torch.tensor([[4.0, 4.0, 36.0, 36.0]]), "ellipse")
+    labels = targets.labels[0]
+    assert labels[2, 2] == 1 and int((labels == 1).sum()) == 1
+    assert labels[2, 1] == -1 and labels[1, 2] == -1 and labels[1, 1] == -1  # radius 0.25, 0.25, 0.5 of the outer
+    assert labels[0, 0] == 0 and labels[2, 0] == 0  # radius 2 and 1 (on the outer ellipse: negative)
+    box_labels = assign_targets(GRID, torch.tensor([[4.0, 4.0, 36.0, 36.0]])).labels[0]
+    assert int(box_labels.sum()) == 9  # the paper's scheme: every cell strictly inside
+
+
+def test_ellipse_labels_keep_one_positive_for_a_box_smaller_than_the_stride():
+    targets = assign_targets(GRID, torch.tensor([[18.0, 25.0, 23.0, 30.0]]), "ellipse")  # holds (20, 28) only
+    labels = targets.labels[0]
+    assert labels[3, 2] == 1 and int((labels == 1).sum()) == 1 and int((labels == -1).sum()) == 0
+    outside = assign_targets(GRID, torch.tensor([[21.0, 21.0, 26.0, 26.0]]), "ellipse")  # between cell points
+    assert int((outside.labels == 1).sum()) == 0

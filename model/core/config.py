@@ -34,6 +34,9 @@ class NetworkConfig:
     the FCOS heads (Fig. 3) by a depth-wise 3x3 followed by a point-wise 1x1: the
     same receptive field at a fraction of the cost, which is what lets the CPU
     model run in real time. ``he_head`` adds the hard-negative-emphasis branch.
+    ``adapter_channels`` > 0 puts a zero-initialised residual adapter of that width on
+    HNSE-Nano's trunk output (:class:`model.network.adapter.FeatureAdapter`), the only
+    trained path from the losses to the features its frozen head correlates.
     """
 
     backbone: str = "efficientnet_lite0"
@@ -52,6 +55,10 @@ class NetworkConfig:
     he_head: bool = True
     embed_channels: int = 128
     roi_size: int = 5
+    adapter_channels: int = 0
+
+
+LABEL_ASSIGNMENTS = ("box", "ellipse")
 
 
 @dataclass(frozen=True)
@@ -66,6 +73,9 @@ class TrainConfig:
     are chosen (``main.py tune --validation``); every ``validate_every`` steps (0: never)
     training tracks them with the current weights, logs the success AUC
     (``validation.csv``), from step 0 on, and keeps those weights (``weights_step<N>.pt``).
+    ``label_assignment`` is ``"box"`` (the paper's Eq. 2: every cell inside the ground
+    truth is positive) or ``"ellipse"`` (the labels NanoTrack v3's head was trained with,
+    :func:`model.network.targets.assign_targets`), for fine-tuning that head's features.
     """
 
     epochs: int = 20
@@ -107,6 +117,7 @@ class TrainConfig:
     validation: tuple[str, ...] = ()
     validate_every: int = 0
     datasets: tuple[dict, ...] = ()
+    label_assignment: str = "box"
 
 
 @dataclass(frozen=True)
@@ -259,6 +270,9 @@ def config_from_dict(data: dict, source: str = "config") -> Config:
     """Build a :class:`Config` from nested plain data, rejecting unknown keys and wrong types."""
     # only an empty document means the defaults: a YAML `0` or `[]` is refused, not read as {}
     config = _from_dict(Config, {} if data is None else data, source)
+    if config.train.label_assignment not in LABEL_ASSIGNMENTS:
+        raise InputError(f"{source}: train.label_assignment must be one of {', '.join(LABEL_ASSIGNMENTS)}, "
+                         f"got {config.train.label_assignment!r}")
     try:
         derive_sizes(config.network)
     except InputError as error:

@@ -8,7 +8,11 @@ adds what the paper adds to a Siamese tracker:
   tower's features, initialised to a constant (weight 0, bias ``logit(CENTERNESS_START)``,
   0.98 everywhere) so that the starting model tracks like NanoTrack v3;
 * the **HE** branch (Sec. 3.3, Eq. 6): RoI Align 5x5 on Cat(trunk block 7, trunk output)
-  (48 + 96 channels, both at stride 16) and two convolutions -> a vector per RoI.
+  (48 + 96 channels, both at stride 16) and two convolutions -> a vector per RoI;
+* optionally (``adapter_channels``) a zero-initialised residual adapter on the trunk
+  output (:mod:`model.network.adapter`), through which the losses, Eq. 6 included,
+  reshape the features the frozen head correlates, as the paper's HE loss does to its
+  backbone.
 
 There is one level (the trunk's output, stride 16), so the fusion of Eq. 9 has nothing
 to weigh: the "fused" maps are that level's. Sizes: exemplar 127 -> 8x8 features,
@@ -25,6 +29,7 @@ from torch import nn
 from model.core.config import NetworkConfig, derive_sizes
 from model.core.errors import InputError
 from model.core.geometry import score_grid
+from model.network.adapter import FeatureAdapter
 from model.network.hard_negative import EmbeddingHead
 from model.network.nanotrack import BANHead, MobileNetV3Trunk, load_nanotrack_v3
 from model.network.siamese import SiameseNetwork
@@ -35,7 +40,8 @@ EMBED_TAP = 7  # trunk block whose output joins the trunk's output for the HE br
 
 class HNSENanoNet(SiameseNetwork):
     """NanoTrack v3 + center-ness + HE branch. Parameter names: ``backbone.*`` and
-    ``ban_head.*`` as in NanoTrack v3's file, ``centerness.*``, ``embedding.*``.
+    ``ban_head.*`` as in NanoTrack v3's file, ``centerness.*``, ``embedding.*``,
+    ``adapter.*``.
 
     Image tensors are (B, 3, H, W) float BGR in 0..255 (no normalisation, as trained).
     """
@@ -52,6 +58,8 @@ class HNSENanoNet(SiameseNetwork):
             raise InputError("nanotrack_v3 needs stride 16, a 127 exemplar, a 255 instance, template_feature_crop 4 "
                              "and xcorr_padding 1 (its pixel-wise branch fixes the 8x8 -> 15x15 geometry)")
         self.backbone = trunk
+        self.adapter = (FeatureAdapter(trunk.out_channels, config.adapter_channels)
+                        if config.adapter_channels > 0 else None)
         self.ban_head = BANHead(trunk.out_channels, self.sizes.crop_start, config.template_feature_crop)
         self.centerness = nn.Conv2d(trunk.out_channels, 1, 1)
         nn.init.zeros_(self.centerness.weight)
@@ -65,13 +73,17 @@ class HNSENanoNet(SiameseNetwork):
             load_nanotrack_v3(self.backbone, self.ban_head, config.backbone_weights)
 
     def features(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Trunk output (B, 96, ceil(H/16), ...) and, with an HE head, Cat(block 7, output)."""
+        """Trunk output (B, 96, ceil(H/16), ...), through the adapter when there is one,
+        and, with an HE head, Cat(block 7, that output)."""
         frozen = not any(p.requires_grad for p in self.backbone.parameters())
         with torch.set_grad_enabled(torch.is_grad_enabled() and not frozen):
             if self.embedding is None:
-                return self.backbone(images), None
-            out, (tap,) = self.backbone(images, taps=(EMBED_TAP,))
-        return out, torch.cat([tap, out], dim=1)
+                out, tap = self.backbone(images), None
+            else:
+                out, (tap,) = self.backbone(images, taps=(EMBED_TAP,))
+        if self.adapter is not None:
+            out = self.adapter(out)
+        return out, None if tap is None else torch.cat([tap, out], dim=1)
 
     def _head(self, kernels, search: torch.Tensor) -> dict[str, torch.Tensor]:
         out = self.ban_head(kernels, search)

@@ -17,11 +17,14 @@ def focal_loss(score_logits: torch.Tensor, labels: torch.Tensor, alpha: float = 
                gamma: float = 2.0) -> torch.Tensor:
     """Focal loss (Lin et al.) on the 2-channel score map, summed over all cells.
 
-    score_logits (B, 2, S, S) (background, foreground); labels (B, S, S) in {0, 1}.
-    With a two-way softmax the foreground probability is sigmoid(l_fg - l_bg), so this is
-    the binary focal loss on that difference. Returns the *sum*; divide by N_p.
+    score_logits (B, 2, S, S) (background, foreground); labels (B, S, S) in {0, 1}, or
+    -1 for cells left out of the loss. With a two-way softmax the foreground probability
+    is sigmoid(l_fg - l_bg), so this is the binary focal loss on that difference.
+    Returns the *sum*; divide by N_p.
     """
-    logit = score_logits[:, 1] - score_logits[:, 0]
+    counted = labels >= 0
+    logit = (score_logits[:, 1] - score_logits[:, 0])[counted]
+    labels = labels[counted]
     p = torch.sigmoid(logit)
     ce = F.binary_cross_entropy_with_logits(logit, labels, reduction="none")
     p_t = p * labels + (1 - p) * (1 - labels)

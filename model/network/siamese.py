@@ -53,7 +53,7 @@ class SiameseNetwork(nn.Module):
         """
         train = train or TrainConfig()
         fused, template_embed, search_embed = self.pair_outputs(batch)
-        targets = assign_targets(self.grid, batch["search_box"])
+        targets = assign_targets(self.grid, batch["search_box"], train.label_assignment)
         positive = targets.labels > 0
         num_pos = positive.sum().clamp(min=1).float()
         terms = {

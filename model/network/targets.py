@@ -5,6 +5,13 @@ offset + s*y) (Eq. 2, offset from :func:`model.core.config.derive_sizes`). A cel
 positive when that point lies strictly inside the ground truth (all four distances of
 Eq. 3 positive); its regression target is the distances to the four sides and its
 center-ness target is Eq. 5; negative cells have center-ness target 0 (Eq. 4).
+
+``scheme="ellipse"`` is the assignment NanoTrack v3's head was trained with (SiamBAN's):
+positive inside the ellipse with semi-axes (w/4, h/4) around the box centre, negative
+outside the one with semi-axes (w/2, h/2), ignored (label -1) in between; the cell
+nearest the centre is positive whenever it lies inside the box, so a box smaller than
+the stride still has one. Fine-tuning features for that frozen head with the paper's
+labels would teach it to score the box's rim as target.
 """
 from __future__ import annotations
 
@@ -21,7 +28,7 @@ class Targets:
     (l*, t*, r*, b*) in instance pixels (meaningful where positive); centerness (B, S, S).
     """
 
-    labels: torch.Tensor
+    labels: torch.Tensor  # 1 positive, 0 negative, -1 ignored (ellipse scheme only)
     ltrb: torch.Tensor
     centerness: torch.Tensor
 
@@ -49,10 +56,27 @@ def centerness_from_ltrb(ltrb: torch.Tensor) -> torch.Tensor:
     return torch.where(inside, (lr.clamp(min=0) * tb.clamp(min=0)).sqrt(), torch.zeros_like(lr))
 
 
-def assign_targets(grid: torch.Tensor, boxes_xyxy: torch.Tensor) -> Targets:
-    """Labels (Eq. 2), ltrb (Eq. 3) and center-ness (Eq. 4-5) for ground truths (B, 4) xyxy."""
+def ellipse_labels(grid: torch.Tensor, boxes_xyxy: torch.Tensor, inside: torch.Tensor) -> torch.Tensor:
+    """(B, S, S) labels 1 / 0 / -1 of the ellipse scheme (module docstring); ``inside``
+    (B, S, S) marks the cells inside each box."""
+    xs, ys = grid[0][None], grid[1][None]
+    x0, y0, x1, y1 = (boxes_xyxy[:, i, None, None] for i in range(4))
+    half_w, half_h = ((x1 - x0) / 2).clamp(min=1e-6), ((y1 - y0) / 2).clamp(min=1e-6)
+    radius = ((xs - (x0 + x1) / 2) / half_w) ** 2 + ((ys - (y0 + y1) / 2) / half_h) ** 2  # 1 on the outer ellipse
+    labels = torch.where(radius < 0.25, 1.0, torch.where(radius < 1.0, -1.0, 0.0))
+    nearest = radius.flatten(1).argmin(dim=1)
+    flat = labels.flatten(1)
+    rows = torch.arange(len(flat), device=flat.device)
+    flat[rows, nearest] = torch.where(inside.flatten(1)[rows, nearest], 1.0, flat[rows, nearest])
+    return flat.view_as(labels)
+
+
+def assign_targets(grid: torch.Tensor, boxes_xyxy: torch.Tensor, scheme: str = "box") -> Targets:
+    """Labels (Eq. 2, or the ellipse scheme), ltrb (Eq. 3) and center-ness (Eq. 4-5)
+    for ground truths (B, 4) xyxy."""
     ltrb = ltrb_targets(grid, boxes_xyxy)
-    labels = (ltrb.min(dim=1).values > 0).float()
+    inside = ltrb.min(dim=1).values > 0
+    labels = inside.float() if scheme == "box" else ellipse_labels(grid, boxes_xyxy, inside)
     return Targets(labels=labels, ltrb=ltrb, centerness=centerness_from_ltrb(ltrb))
 
 
