@@ -16,11 +16,13 @@ from hnse_gui.document import Box, Color, Document, Flag, Origin, TrackSlice
 class FramesCommand(QtWidgets.QUndoCommand):
     """An edit of frames ``start:stop`` of one track, undone and redone by snapshots.
 
-    Subclasses implement :meth:`edit`, run once on the first :meth:`redo`.
+    Subclasses implement :meth:`edit`, run once on the first :meth:`redo`. With a
+    ``parent`` the edit is a part of that command, undone and redone with it.
     """
 
-    def __init__(self, document: Document, track_id: int, start: int, stop: int, text: str):
-        super().__init__(text)
+    def __init__(self, document: Document, track_id: int, start: int, stop: int, text: str,
+                 parent: QtWidgets.QUndoCommand | None = None):
+        super().__init__(text, parent)
         self.document = document
         self.track_id = track_id
         self.start, self.stop = start, stop
@@ -105,19 +107,31 @@ class InterpolateCommand(FramesCommand):
         self.setObsolete(self.written == 0)
 
 
-class TrackingRunCommand(FramesCommand):
-    """A whole tracking run, already applied frame by frame while it ran.
+class TrackedFramesCommand(FramesCommand):
+    """One track's frames of a tracking run, already applied frame by frame while it ran:
+    a part of a :class:`TrackingRunCommand`.
 
     ``before`` is the snapshot taken when the run started; the first :meth:`redo`
     (QUndoStack.push) only records the result, later redos write it back.
     """
 
-    def __init__(self, document: Document, track_id: int, before: TrackSlice, text: str):
-        super().__init__(document, track_id, before.start, before.stop, text)
+    def __init__(self, document: Document, track_id: int, before: TrackSlice, parent: QtWidgets.QUndoCommand):
+        super().__init__(document, track_id, before.start, before.stop, "", parent)
         self._before = before
 
     def edit(self) -> None:
         pass  # the worker's results were applied as they arrived
+
+
+class TrackingRunCommand(QtWidgets.QUndoCommand):
+    """A whole tracking run of one or more tracks, one step: a :class:`TrackedFramesCommand`
+    per track, from its snapshot in ``before`` (track id -> the frames as they were when
+    the run started). QUndoCommand's own redo and undo run the parts (held in ``parts``,
+    so that their Python side lives as long as the command)."""
+
+    def __init__(self, document: Document, before: dict[int, TrackSlice], text: str):
+        super().__init__(text)
+        self.parts = [TrackedFramesCommand(document, track_id, snapshot, self) for track_id, snapshot in before.items()]
 
 
 class NewTrackCommand(QtWidgets.QUndoCommand):

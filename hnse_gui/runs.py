@@ -2,9 +2,11 @@
 the document as it arrives, and making the finished run one undoable command.
 
 The trackers live in :class:`~hnse_gui.worker.TrackingThread`'s worker thread;
-:class:`TrackingRuns` only sends it requests and takes its signals. While a run is in
+:class:`TrackingRuns` only sends it requests and takes its signals. A run follows the
+current track (:meth:`TrackingRuns.start`) or every track with a box on the current
+frame (:meth:`TrackingRuns.start_all`), each with its own trackers. While a run is in
 progress :attr:`Session.run <hnse_gui.session.Session.run>` holds it and the document
-is not editable; when it ends, the frames it changed become one
+is not editable; when it ends, the frames it changed, of all its tracks, become one
 :class:`~hnse_gui.commands.TrackingRunCommand` on the undo stack. The progress bar and
 the speed and model labels (for the status bar) and the choice of tracker (for the
 toolbar: both model variants, one of them, or one of the worker's
@@ -20,8 +22,9 @@ from PyQt5 import QtCore, QtWidgets
 from hnse_gui import commands
 from hnse_gui.document import Flag, TrackSlice
 from hnse_gui.session import Session
-from hnse_gui.worker import FrameStep, RunEnd, RunRequest, TrackingThread, VariantSpec
+from hnse_gui.worker import FrameStep, RunEnd, RunRequest, TrackingThread, TrackStart, VariantSpec
 from model.core.errors import InputError
+from model.tracking.result import TrackResult
 
 RESULT_CACHE_FRAMES = 2000  # TrackResults kept for the heatmaps: ~40 kB per frame for two variants
 REASONS = {
@@ -32,16 +35,17 @@ REASONS = {
     "decode_failed": "stopped: frame {frame} cannot be decoded",
     "error": "tracking failed",
 }
+EVERY_TRACK_LOW = "every track stopped on a low score, after {n} frames"  # "low_score" of a run of several tracks
 
 
 @dataclass
 class ActiveRun:
     request: RunRequest
-    before: TrackSlice  # the frames the run may write, as they were when it started
+    before: dict[int, TrackSlice]  # by track: the frames the run may write, as they were when it started
 
 
 class TrackingRuns(QtCore.QObject):
-    """Runs of ``variants`` on ``session``'s current track; finished runs go on ``undo_stack``."""
+    """Runs of ``variants`` on ``session``'s tracks; finished runs go on ``undo_stack``."""
 
     started = QtCore.pyqtSignal()  # a run was sent to the worker
     tracked = QtCore.pyqtSignal(int)  # a step landed on this frame: show it
@@ -94,28 +98,58 @@ class TrackingRuns(QtCore.QObject):
     def start(self, direction: int, max_frames: int | None) -> bool:
         """Track the current track from the current frame, at most ``max_frames`` (None: until stopped)."""
         session = self.session
-        document, track_id, frame = session.document, session.current_track, session.frame_index
+        track_id = session.current_track
         if not session.editable() or track_id is None or self.tracking.busy:
             return False
-        box = document.get_frame_state(track_id, frame).box
-        if box is None:
+        if session.document.get_frame_state(track_id, session.frame_index).box is None:
             self.status.emit("the current track has no box on this frame to start from", 5000)
             return False
+        self._start([track_id], direction, max_frames)
+        return True
+
+    def start_all(self, direction: int, max_frames: int | None) -> bool:
+        """Track every track that has a box on the current frame (and is not flagged
+        absent there), each with its own trackers, the current track first: the one
+        whose maps the document keeps."""
+        session = self.session
+        if not session.editable() or self.tracking.busy:
+            return False
+        document, frame = session.document, session.frame_index
+        states = {track_id: document.get_frame_state(track_id, frame) for track_id in document.tracks}
+        track_ids = sorted((track_id for track_id, state in states.items()
+                            if state.box is not None and not state.flags & Flag.ABSENT),
+                           key=lambda track_id: track_id != session.current_track)
+        if not track_ids:
+            self.status.emit("no track has a box on this frame to start from", 5000)
+            return False
+        self._start(track_ids, direction, max_frames)
+        way = "forward" if direction > 0 else "backward"
+        self.status.emit(f"tracking {len(track_ids)} {'track' if len(track_ids) == 1 else 'tracks'} {way}: "
+                         f"{', '.join(str(track_id) for track_id in track_ids)}", 8000)
+        return True
+
+    def _start(self, track_ids: list[int], direction: int, max_frames: int | None) -> None:
+        """Send the worker a run of ``track_ids``, each from its box on the current frame."""
+        session = self.session
+        document, frame = session.document, session.frame_index
         count = document.frame_count
         if direction > 0:
             low, high = frame, count if max_frames is None else min(count, frame + max_frames + 1)
         else:
             low, high = 0 if max_frames is None else max(0, frame - max_frames), frame + 1
-        track = document.track(track_id)
-        keyframes = {int(f): tuple(float(v) for v in track.boxes[f])
-                     for f in document.keyframes(track_id)
-                     if low <= f < high and f != frame and np.isfinite(track.boxes[f]).all()}
+        starts = []
+        for track_id in track_ids:
+            boxes = document.track(track_id).boxes
+            keyframes = {int(f): tuple(float(v) for v in boxes[f])
+                         for f in document.keyframes(track_id)
+                         if low <= f < high and f != frame and np.isfinite(boxes[f]).all()}
+            starts.append(TrackStart(track_id, document.get_frame_state(track_id, frame).box, keyframes))
         self._run_counter += 1
-        request = RunRequest(run_id=self._run_counter, track_id=track_id, start_frame=frame,
-                             start_box=box, direction=1 if direction > 0 else -1, max_frames=max_frames,
-                             score_threshold=document.review_threshold, keyframes=keyframes,
+        request = RunRequest(run_id=self._run_counter, tracks=tuple(starts), start_frame=frame,
+                             direction=1 if direction > 0 else -1, max_frames=max_frames,
+                             score_threshold=document.review_threshold,
                              trackers=tuple(self.tracker_choice.currentData() or ()))
-        session.run = ActiveRun(request, document.get_range(track_id, low, high))
+        session.run = ActiveRun(request, {track_id: document.get_range(track_id, low, high) for track_id in track_ids})
         self.progress.setRange(0, max_frames or 0)
         self.progress.setValue(0)
         self.progress.setVisible(True)
@@ -123,7 +157,6 @@ class TrackingRuns(QtCore.QObject):
         self.load_models()  # queued before the run, so a run right after opening waits for them
         self.tracking.run(request)
         self.started.emit()
-        return True
 
     def stop(self) -> None:
         if self.session.run is not None:
@@ -144,26 +177,35 @@ class TrackingRuns(QtCore.QObject):
         run, document = session.run, session.document
         if run is None or step.run_id != run.request.run_id or document is None:
             return
-        first = next(iter(step.results), None)
-        for name, result in step.results.items():
-            try:
-                document.apply_tracking(step.track_id, step.frame_index, result.box, result.score, name)
-                if name == first and name != document.primary_variant:  # the run's first tracker leads
-                    document.apply_tracking(step.track_id, step.frame_index, result.box, result.score)
-            except InputError as error:  # a degenerate box: keep the run going, say so
-                self.status.emit(f"frame {step.frame_index + 1}: {error}", 4000)
-            if result.maps and document.keep_maps:
-                try:
-                    document.store_maps(name, step.frame_index, result.maps)
-                except ValueError as error:  # maps of another shape than those kept (other weights)
-                    document.keep_maps = False
-                    self.mapsDropped.emit(f"maps are no longer kept: {error}")
-        session.results[(step.track_id, step.frame_index)] = step.results
+        lead = run.request.tracks[0].track_id  # the document keeps one set of maps a frame: the lead track's
+        for track_id, results in step.results.items():
+            self._apply(track_id, step.frame_index, results, keep_maps=track_id == lead and document.keep_maps)
+            session.results[(track_id, step.frame_index)] = results
         while len(session.results) > RESULT_CACHE_FRAMES:
             session.results.popitem(last=False)
         self.fps_label.setText(f"{step.frames_done} frames, {step.fps:.2g} fps")
         self.progress.setValue(step.frames_done)
         self.tracked.emit(step.frame_index)
+
+    def _apply(self, track_id: int, frame: int, results: dict[str, TrackResult], keep_maps: bool) -> None:
+        """Write one track's results on ``frame`` into the document, the first tracker's
+        boxes as the track's, and with ``keep_maps`` their maps."""
+        document = self.session.document
+        first = next(iter(results), None)
+        for name, result in results.items():
+            try:
+                document.apply_tracking(track_id, frame, result.box, result.score, name)
+                if name == first and name != document.primary_variant:  # the run's first tracker leads
+                    document.apply_tracking(track_id, frame, result.box, result.score)
+            except InputError as error:  # a degenerate box: keep the run going, say so
+                self.status.emit(f"frame {frame + 1}: {error}", 4000)
+            if result.maps and keep_maps:
+                try:
+                    document.store_maps(name, frame, result.maps)
+                except ValueError as error:  # maps of another shape than those kept (other weights)
+                    document.keep_maps = False
+                    keep_maps = False
+                    self.mapsDropped.emit(f"maps are no longer kept: {error}")
 
     def _finished(self, end: RunEnd) -> None:
         session = self.session
@@ -172,19 +214,17 @@ class TrackingRuns(QtCore.QObject):
             return
         session.run = None
         self.progress.setVisible(False)
-        before = run.before
-        if end.reason == "decode_failed" and before.start <= end.last_frame < before.stop:
-            flags = Flag(int(document.track(end.track_id).flags[end.last_frame]))
-            document.set_flags(end.track_id, end.last_frame, flags | Flag.DECODE_FAILED)
-        after = document.get_range(end.track_id, before.start, before.stop)
-        changed = slices_differ(before, after)
+        if end.reason == "decode_failed":  # the tracks still going when the frame failed
+            for track_id, before in run.before.items():
+                if track_id not in end.low_scores and before.start <= end.last_frame < before.stop:
+                    flags = Flag(int(document.track(track_id).flags[end.last_frame]))
+                    document.set_flags(track_id, end.last_frame, flags | Flag.DECODE_FAILED)
+        changed = {track_id: before for track_id, before in run.before.items()
+                   if slices_differ(before, document.get_range(track_id, before.start, before.stop))}
         if changed:
-            self.undo_stack.push(commands.TrackingRunCommand(document, end.track_id, before,
-                                                             run_text(run.request, end.last_frame)))
-        message = REASONS[end.reason].format(n=end.frames_done, frame=end.last_frame + 1,
-                                             threshold=run.request.score_threshold)
-        if end.message:
-            message = f"{message}: {end.message}"
+            self.undo_stack.push(commands.TrackingRunCommand(document, changed,
+                                                             run_text(run.request, sorted(changed), end.last_frame)))
+        message = end_message(run.request, end)
         if not changed:  # no undo step: say so, and what Ctrl+Z would undo instead
             earlier = self.undo_stack.undoText()
             message += f"; nothing changed, so nothing to undo ({'undo: ' + earlier if earlier else 'no undo step'})"
@@ -204,13 +244,32 @@ class TrackingRuns(QtCore.QObject):
         self.model_label.setText(" · ".join(descriptions))
 
 
-def run_text(request: RunRequest, last_frame: int) -> str:
-    """A run's undo text: its direction, its tracker when it chose one, its track and
-    frames (1-based, in the order tracked)."""
+def run_text(request: RunRequest, track_ids: list[int], last_frame: int) -> str:
+    """A run's undo text: its direction, its tracker when it chose one, the tracks it
+    changed and its frames (1-based, in the order tracked)."""
     direction = "forward" if request.direction > 0 else "backward"
     tracker = f" with {request.trackers[0]}" if len(request.trackers) == 1 else ""
     first, last = request.start_frame + 1, last_frame + 1
-    return f"Track {direction}{tracker}: track {request.track_id}, frames {first}–{last}"
+    return f"Track {direction}{tracker}: {track_list(track_ids)}, frames {first}–{last}"
+
+
+def track_list(track_ids: list[int]) -> str:
+    """``track 3`` or ``tracks 1, 3``."""
+    return f"track{'s' if len(track_ids) > 1 else ''} {', '.join(str(t) for t in track_ids)}"
+
+
+def end_message(request: RunRequest, end: RunEnd) -> str:
+    """What the status bar says when a run ends; a run of several tracks also says which
+    stopped on a low score, and where."""
+    several = len(request.tracks) > 1
+    reason = EVERY_TRACK_LOW if several and end.reason == "low_score" else REASONS[end.reason]
+    message = reason.format(n=end.frames_done, frame=end.last_frame + 1, threshold=request.score_threshold)
+    if end.message:
+        message = f"{message}: {end.message}"
+    if several and end.low_scores:
+        where = ", ".join(f"track {track_id} on frame {frame + 1}" for track_id, frame in end.low_scores.items())
+        message += f"; below score {request.score_threshold:.2f}, flagged for review: {where}"
+    return message
 
 
 def slices_differ(a: TrackSlice, b: TrackSlice) -> bool:

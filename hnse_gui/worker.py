@@ -4,9 +4,13 @@ The GUI never calls the network itself. :class:`TrackingThread` starts one QThre
 the whole session and moves a :class:`TrackingWorker` into it; the window talks to it
 through queued signals (:meth:`TrackingThread.open_source`,
 :meth:`TrackingThread.load_models`, :meth:`TrackingThread.run`) and hears back through
-the worker's signals, which carry plain data only: :class:`FrameStep` (the
-:class:`~model.tracking.result.TrackResult` of every model variant on one frame) and
+the worker's signals, which carry plain data only: :class:`FrameStep` (per track of the
+run, the :class:`~model.tracking.result.TrackResult` of every tracker on one frame) and
 :class:`RunEnd`. The worker never touches a widget.
+
+A run tracks one or more tracks over the same frames: each frame is decoded once and
+every track still going is stepped with its own tracker instances (a tracker holds the
+state of one target), so a track that stops on a low score leaves the others going.
 
 Stopping must work at once, while the worker's event loop is busy inside a run, so
 it is a :class:`threading.Event` the GUI sets directly (:meth:`TrackingThread.stop`);
@@ -58,36 +62,44 @@ OTHER_TRACKERS = {"NanoTrack v3": "nanotrack3", "OpenCV CSRT": "opencv:CSRT"}
 
 
 @dataclass(frozen=True)
+class TrackStart:
+    """One track of a run: its id, its box on the run's first frame, and its MANUAL
+    boxes in the run's frames, on which the run re-initialises the track's trackers
+    instead of tracking them."""
+
+    track_id: int
+    box: Box
+    keyframes: dict[int, Box] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class RunRequest:
-    """Track one track from ``start_frame`` (whose box is ``start_box``) in ``direction``.
+    """Track ``tracks`` from ``start_frame`` in ``direction``, each with its own trackers.
 
     ``max_frames`` bounds the number of frames tracked (None: until stopped or the end
-    of the video). The run stops by itself after a frame whose first-variant score is
-    below ``score_threshold``. ``keyframes`` are the track's MANUAL boxes: the run
-    re-initialises the trackers on them instead of tracking them. ``trackers`` names the
-    trackers that run (model variants or :data:`OTHER_TRACKERS`), the first one's boxes
-    becoming the track's; empty: every model variant.
+    of the video). A track stops by itself after a frame whose first-tracker score is
+    below ``score_threshold``; the others go on. ``trackers`` names the trackers that
+    run (model variants or :data:`OTHER_TRACKERS`), the first one's boxes becoming the
+    track's; empty: every model variant.
     """
 
     run_id: int
-    track_id: int
+    tracks: tuple[TrackStart, ...]
     start_frame: int
-    start_box: Box
     direction: int = 1
     max_frames: int | None = None
     score_threshold: float = 0.0
-    keyframes: dict[int, Box] = field(default_factory=dict)
     trackers: tuple[str, ...] = ()
 
 
 @dataclass
 class FrameStep:
-    """What every model variant found on one frame of a run."""
+    """What every tracker found on one frame of a run: ``results[track id][tracker name]``,
+    for the tracks tracked on this frame (not those re-initialised on a keyframe there)."""
 
     run_id: int
-    track_id: int
     frame_index: int
-    results: dict[str, TrackResult]
+    results: dict[int, dict[str, TrackResult]]
     frames_done: int
     fps: float
 
@@ -95,15 +107,25 @@ class FrameStep:
 @dataclass
 class RunEnd:
     """Why a run ended: ``"done"`` (frame budget spent), ``"end_of_video"``, ``"stopped"``,
-    ``"low_score"`` (at ``last_frame``), ``"decode_failed"`` (``last_frame`` could not be
-    decoded) or ``"error"`` (``message`` says what)."""
+    ``"low_score"`` (every track stopped on a low score, the last at ``last_frame``),
+    ``"decode_failed"`` (``last_frame`` could not be decoded) or ``"error"`` (``message``
+    says what). ``low_scores``: the tracks that stopped on a low score, by id, with the
+    frame each stopped on."""
 
     run_id: int
-    track_id: int
     reason: str
     last_frame: int
     frames_done: int
     message: str = ""
+    low_scores: dict[int, int] = field(default_factory=dict)
+
+
+@dataclass
+class RunningTrack:
+    """A track in a run, with the trackers that follow it (by name)."""
+
+    start: TrackStart
+    trackers: dict[str, object]
 
 
 class TrackingWorker(QtCore.QObject):
@@ -119,9 +141,10 @@ class TrackingWorker(QtCore.QObject):
         super().__init__()
         self._stop = stop_event
         self._torch_threads = torch_threads
-        self._specs: list[VariantSpec] = []
-        self._trackers: dict[str, object] = {}  # the model variants', by name
-        self._others: dict[str, object] = {}  # OTHER_TRACKERS made so far
+        self._specs: list[VariantSpec] = []  # the model variants loaded
+        # trackers by name, model variants' and OTHER_TRACKERS', made as runs need them:
+        # as many instances as the most tracks one run has followed, each with its own state
+        self._pools: dict[str, list] = {}
         self._source = None
 
     @QtCore.pyqtSlot(str)
@@ -154,53 +177,59 @@ class TrackingWorker(QtCore.QObject):
         self.modelsReady.emit([spec.describe() for spec in specs])
 
     def _load(self, specs: list[VariantSpec]) -> None:
-        if list(specs) == self._specs and self._trackers:
+        if specs and list(specs) == self._specs:
             return
         import torch
 
-        from model.tracking.tracker import Tracker
-
         if self._torch_threads:
             torch.set_num_threads(self._torch_threads)
-        trackers = {}
-        for spec in specs:
-            if spec.weights and Path(spec.weights).is_file():
-                trackers[spec.name] = Tracker.from_checkpoint(spec.weights)
-            else:
-                trackers[spec.name] = Tracker.random(he_head=spec.he_head, seed=spec.seed, **dict(spec.network))
-        self._specs, self._trackers = list(specs), trackers
+        pools = {spec.name: [self._model_tracker(spec)] for spec in specs}
+        self._specs, self._pools = list(specs), pools
+
+    @staticmethod
+    def _model_tracker(spec: VariantSpec):
+        from model.tracking.tracker import Tracker
+
+        if spec.weights and Path(spec.weights).is_file():
+            return Tracker.from_checkpoint(spec.weights)
+        return Tracker.random(he_head=spec.he_head, seed=spec.seed, **dict(spec.network))
 
     @QtCore.pyqtSlot(object)
     def run(self, request: RunRequest) -> None:
         try:
             end = self._run(request)
         except HNSEError as error:
-            end = RunEnd(request.run_id, request.track_id, "error", request.start_frame, 0, str(error))
+            end = RunEnd(request.run_id, "error", request.start_frame, 0, str(error))
         except Exception as error:  # noqa: BLE001 - the window must stay usable; the trace goes to stderr
             traceback.print_exc()
-            end = RunEnd(request.run_id, request.track_id, "error", request.start_frame, 0,
-                         f"{type(error).__name__}: {error}")
+            end = RunEnd(request.run_id, "error", request.start_frame, 0, f"{type(error).__name__}: {error}")
         self.finished.emit(end)
 
     def _run(self, request: RunRequest) -> RunEnd:
         from model.data.sources import FrameDecodeError
 
+        low_scores: dict[int, int] = {}
+
         def end(reason: str, frame: int, message: str = "") -> RunEnd:
-            return RunEnd(request.run_id, request.track_id, reason, frame, done, message)
+            return RunEnd(request.run_id, reason, frame, done, message, low_scores)
 
         done = 0
         if self._source is None:
             return end("error", request.start_frame, "no video is open")
-        if not self._trackers:
+        if not self._specs:
             return end("error", request.start_frame, "no model is loaded")
-        trackers = {name: self._tracker(name) for name in request.trackers or self._trackers}
+        names = request.trackers or tuple(spec.name for spec in self._specs)
+        instances = {name: self._instances(name, len(request.tracks)) for name in names}
+        going = [RunningTrack(start, {name: instances[name][i] for name in names})
+                 for i, start in enumerate(request.tracks)]
         frame_count = len(self._source)
-        box = request.start_box
         frame_index = request.start_frame
         try:
-            self._init_all(trackers, self._source[frame_index], box)
+            frame = self._source[frame_index]
         except FrameDecodeError as error:
             return end("decode_failed", error.frame_index, str(error))
+        for track in going:
+            self._init_all(track.trackers, frame, track.start.box)
         started = time.perf_counter()
         while True:
             if self._stop.is_set():
@@ -215,28 +244,41 @@ class TrackingWorker(QtCore.QObject):
             except FrameDecodeError as error:
                 return end("decode_failed", frame_index, str(error))
             done += 1
-            keyframe = request.keyframes.get(frame_index)
-            if keyframe is not None:
-                self._init_all(trackers, frame, keyframe)  # the user's box wins: restart from it
+            results = {}
+            for track in going:
+                keyframe = track.start.keyframes.get(frame_index)
+                if keyframe is not None:
+                    self._init_all(track.trackers, frame, keyframe)  # the user's box wins: restart from it
+                    continue
+                results[track.start.track_id] = {name: tracker.track(frame) for name, tracker in track.trackers.items()}
+            if not results:
                 continue
-            results = {name: tracker.track(frame) for name, tracker in trackers.items()}
             fps = done / max(time.perf_counter() - started, 1e-6)
-            self.stepped.emit(FrameStep(request.run_id, request.track_id, frame_index, results, done, fps))
-            first = next(iter(results.values()))
-            if first.score < request.score_threshold:
+            self.stepped.emit(FrameStep(request.run_id, frame_index, results, done, fps))
+            for track_id, found in results.items():
+                if next(iter(found.values())).score < request.score_threshold:
+                    low_scores[track_id] = frame_index
+            going = [track for track in going if track.start.track_id not in low_scores]
+            if not going:
                 return end("low_score", frame_index)
 
-    def _tracker(self, name: str):
-        """A model variant's tracker, or one of :data:`OTHER_TRACKERS`, made on first use."""
-        if name in self._trackers:
-            return self._trackers[name]
-        if name not in self._others:
-            if name not in OTHER_TRACKERS:
-                raise HNSEError(f"no tracker named {name!r}")
-            from model.evaluation.evaluate import make_tracker
+    def _instances(self, name: str, count: int) -> list:
+        """``count`` trackers called ``name`` (a model variant or one of
+        :data:`OTHER_TRACKERS`), distinct objects, so that each track has its own state."""
+        pool = self._pools.setdefault(name, [])
+        while len(pool) < count:
+            pool.append(self._new_tracker(name))
+        return pool[:count]
 
-            self._others[name] = make_tracker(OTHER_TRACKERS[name])
-        return self._others[name]
+    def _new_tracker(self, name: str):
+        spec = next((spec for spec in self._specs if spec.name == name), None)
+        if spec is not None:
+            return self._model_tracker(spec)
+        if name not in OTHER_TRACKERS:
+            raise HNSEError(f"no tracker named {name!r}")
+        from model.evaluation.evaluate import make_tracker
+
+        return make_tracker(OTHER_TRACKERS[name])
 
     @staticmethod
     def _init_all(trackers: dict[str, object], frame, box: Box) -> None:

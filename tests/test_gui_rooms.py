@@ -16,7 +16,7 @@ from hnse_gui.project import ProjectFiles  # noqa: E402
 from hnse_gui.runs import ActiveRun, TrackingRuns  # noqa: E402
 from hnse_gui.session import Session  # noqa: E402
 from hnse_gui.views import Views  # noqa: E402
-from hnse_gui.worker import RunEnd, RunRequest  # noqa: E402
+from hnse_gui.worker import RunEnd, RunRequest, TrackStart  # noqa: E402
 
 FRAMES = 10
 
@@ -184,13 +184,13 @@ def test_a_run_that_changes_nothing_leaves_no_undo_step_and_says_what_undo_would
         room.status.connect(lambda text, _ms: messages.append(text))
 
     def run(changes: bool) -> None:
-        request = RunRequest(run_id=1, track_id=track_id, start_frame=2, start_box=(10.0, 10.0, 20.0, 15.0),
-                             direction=1, max_frames=3, score_threshold=0.0, keyframes={})
-        session.run = ActiveRun(request, document.get_range(track_id, 2, 6))
+        request = RunRequest(run_id=1, tracks=(TrackStart(track_id, (10.0, 10.0, 20.0, 15.0)),), start_frame=2,
+                             direction=1, max_frames=3, score_threshold=0.0)
+        session.run = ActiveRun(request, {track_id: document.get_range(track_id, 2, 6)})
         if changes:
             for frame in (3, 4, 5):
                 document.apply_tracking(track_id, frame, (11.0, 10.0, 20.0, 15.0), 0.9, "with HE")
-        runs._finished(RunEnd(run_id=1, track_id=track_id, reason="done", last_frame=5, frames_done=3))
+        runs._finished(RunEnd(run_id=1, reason="done", last_frame=5, frames_done=3))
 
     try:
         run(changes=True)
