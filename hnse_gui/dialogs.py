@@ -9,7 +9,9 @@ from PyQt5 import QtGui, QtWidgets
 
 HELP_TEXT = ('Drag on the frame to pan, wheel to zoom. In "new box" mode a drag draws the box; '
              "drag a box or its corners to correct it. Tracking overwrites tracked frames only, "
-             "never your keyframes, and restarts from each keyframe it meets. Double-click a label "
+             "never your keyframes, and restarts from each keyframe it meets. Track all tracks (Ctrl+T) "
+             "follows every track with a box on this frame at once; a track whose score drops stops "
+             "there, flagged for review, while the others go on. Double-click a label "
              "in the Tracks list (or press F2) to rename the track. The single keys act on the "
              "frame, which gets the focus back after a dialog or Enter / Esc in a toolbar field.")
 

@@ -19,8 +19,8 @@ Data flow, one way round:
   (several changes in one event-loop turn are drawn once);
 * tracking runs in :class:`~hnse_gui.worker.TrackingThread`; each
   :class:`~hnse_gui.worker.FrameStep` it sends is written into the document as it
-  arrives, and when the run ends the whole run becomes one undoable
-  :class:`~hnse_gui.commands.TrackingRunCommand`;
+  arrives, and when the run ends the whole run (of one track or of several) becomes one
+  undoable :class:`~hnse_gui.commands.TrackingRunCommand`;
 * the views (frame, heatmaps, timeline, score plot, track list) only draw the document,
   the current frame index and the :class:`~model.tracking.result.TrackResult` s kept from this
   session's runs.
@@ -286,6 +286,11 @@ class MainWindow(QtWidgets.QMainWindow):
                                "Track the current track forward from this frame (both model variants)")
         self.act_track_back = a("Track &backward", lambda: self.start_tracking(-1), "Shift+T",
                                 "Track the current track backward from this frame")
+        self.act_track_all_fwd = a("Track &all tracks forward", lambda: self.start_tracking_all(1), "Ctrl+T",
+                                   "Track every track with a box on this frame forward, each with its own "
+                                   "trackers; each stops on its own when its score drops")
+        self.act_track_all_back = a("Track all tracks back&ward", lambda: self.start_tracking_all(-1),
+                                    "Ctrl+Shift+T", "Track every track with a box on this frame backward")
         self.act_stop = a("&Stop tracking", self.stop_tracking, "Esc", "Stop tracking (or leave \"new box\" mode)")
 
         self.act_zoom_in = a("Zoom in", lambda: self.frame_view.zoom(1.25), ["+", "="])
@@ -327,7 +332,8 @@ class MainWindow(QtWidgets.QMainWindow):
                           self.act_next10, self.act_prev10,
                           self.act_first, self.act_last, self.act_goto, None, self.act_next_key,
                           self.act_prev_key, self.act_next_flag, self.act_prev_flag],
-            "&Track": [self.act_track_fwd, self.act_track_back, self.act_stop],
+            "&Track": [self.act_track_fwd, self.act_track_back, self.act_track_all_fwd, self.act_track_all_back,
+                       self.act_stop],
             "&View": [self.act_zoom_in, self.act_zoom_out, self.act_fit, None, self.act_final,
                       self.act_levels, self.act_candidates, self.act_overlay, self.act_reference,
                       self.act_pipeline, None, self.act_keep_maps],
@@ -537,6 +543,10 @@ class MainWindow(QtWidgets.QMainWindow):
         """Track the current track from the current frame, as many frames as the toolbar says."""
         return self.runs.start(direction, self.frames_spin.value() or None)
 
+    def start_tracking_all(self, direction: int) -> bool:
+        """Track every track with a box on the current frame, as many frames as the toolbar says."""
+        return self.runs.start_all(direction, self.frames_spin.value() or None)
+
     def stop_tracking(self) -> None:
         """Esc: leave "new box" mode, and stop the run in progress."""
         if self.frame_view.drawing:
@@ -575,6 +585,8 @@ class MainWindow(QtWidgets.QMainWindow):
                        self.act_interpolate, self.act_interpolate_all, self.act_occluded,
                        self.act_absent, self.act_review, self.act_track_fwd, self.act_track_back):
             action.setEnabled(has_track and editable)
+        for action in (self.act_track_all_fwd, self.act_track_all_back):
+            action.setEnabled(editable and bool(self.document.tracks))
         for action in (self.act_export_txt, self.act_export_figure, self.act_export_scores):
             action.setEnabled(has_track)
         self.act_stop.setEnabled(running or self.frame_view.drawing)  # Esc also leaves "new box" mode
