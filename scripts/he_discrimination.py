@@ -1,0 +1,125 @@
+"""How well do the score, the HE embedding and plain trunk features tell a target from
+the look-alikes around it?  Numbers for BENCHMARKS.md ("What the HE embedding knows").
+
+    python scripts/he_discrimination.py WEIGHTS.pt SEQUENCES_FOLDER NAME[,NAME...]
+
+Every frame is cropped around the previous frame's ground truth (what a tracker that is
+still on target sees). The candidates are the best cells of the raw score map (at least
+0.3 of the best), grouped by NMS at IoU 0.3. A frame counts when it has a candidate on
+the target (IoU > 0.5 with the ground truth) and a hard negative (IoU < 0.2); for each
+cue the frame is "right" when the target candidate ranks above every hard negative:
+
+* ``score``: the raw score; ``final``: score x scale penalty, blended with the window;
+* ``embed``: distance of the HE vector to the exemplar vector (needs an HE head);
+* ``trunk``: cosine distance of RoI-aligned trunk features to the exemplar's;
+* ``embed_memory`` / ``trunk_memory``: the same vectors, but the distance to the nearest
+  of the exemplar and the ground-truth boxes of all earlier frames, minus the distance
+  to the nearest hard negative of earlier frames: an upper bound for an online memory,
+  since its labels come from the ground truth.
+"""
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import torch
+
+from model.core.geometry import CropWindow, context_size, pixel_to_feature_shift
+from model.core.ops import box_iou, nms, roi_align
+from model.data.sequences import read_sequence
+from model.network.hnse_nano import EMBED_TAP
+from model.network.targets import decode_ltrb
+from model.tracking.tracker import Tracker, scale_penalty
+
+CUES = ("score", "final", "embed", "trunk", "embed_memory", "trunk_memory")
+
+
+def trunk_vectors(net, embedding_features: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+    """L2-normalised 5x5 RoI Align of the trunk output (the channels after block 7's)."""
+    trunk = embedding_features[:, net.backbone.block_channels(EMBED_TAP):]
+    rois = torch.cat([boxes.new_zeros(len(boxes), 1), boxes + pixel_to_feature_shift(net.config.stride)], dim=1)
+    pooled = roi_align(trunk, rois, 5, spatial_scale=1 / net.config.stride, sampling_ratio=2, aligned=True)
+    return torch.nn.functional.normalize(pooled.flatten(1), dim=1)
+
+
+def embed_vectors(net, embedding_features: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+    return net.embedding(embedding_features, torch.cat([boxes.new_zeros(len(boxes), 1), boxes], dim=1))
+
+
+def euclidean(a, b):
+    return torch.cdist(a, b)
+
+
+def cosine(a, b):
+    return 1 - a @ b.T
+
+
+def sequence_counts(tracker: Tracker, sequence) -> dict[str, int]:
+    net, track = tracker.net, tracker.config.track
+    counts = dict.fromkeys(("frames", *CUES), 0)
+    tracker.init(sequence.frames[0], sequence.boxes[0])
+    x0, y0, w0, h0 = tracker.exemplar_box
+    exemplar_box = torch.tensor([[x0, y0, x0 + w0, y0 + h0]], dtype=torch.float32)
+    exemplar_features = net.features(tracker._tensor(tracker.exemplar))[1]
+    kinds = {"embed": (embed_vectors, euclidean), "trunk": (trunk_vectors, cosine)}
+    positives = {k: [make(net, exemplar_features, exemplar_box)] for k, (make, _) in kinds.items()}
+    negatives = {k: [] for k in kinds}
+    for index in range(1, len(sequence.boxes)):
+        gt, previous = sequence.boxes[index], sequence.boxes[index - 1]
+        if not (np.isfinite(gt).all() and np.isfinite(previous).all()):
+            continue
+        size = context_size(previous[2], previous[3], track.context_amount)
+        window = CropWindow(previous[0] + previous[2] / 2, previous[1] + previous[3] / 2,
+                            size * net.config.instance_size / net.config.exemplar_size, net.config.instance_size)
+        out = net.track(tracker._tensor(window.extract(sequence.frames[index], tracker.channel_mean)))
+        score = out["score"].reshape(-1)
+        boxes = decode_ltrb(net.grid, out["ltrb"][None])[0].reshape(4, -1).T
+        gx, gy, gw, gh = window.box_to_crop(gt)
+        truth = torch.tensor([[gx, gy, gx + gw, gy + gh]], dtype=torch.float32)
+        penalty = torch.from_numpy(scale_penalty((boxes[:, 2] - boxes[:, 0]).numpy(), (boxes[:, 3] - boxes[:, 1]).numpy(),
+                                                 previous[2] * window.scale, previous[3] * window.scale, track.penalty_k))
+        final = penalty * score * (1 - track.window_influence) + torch.from_numpy(tracker.window).reshape(-1) * track.window_influence
+        order = score.argsort(descending=True)[:32]
+        order = order[score[order] >= 0.3 * score[order[0]]]
+        kept = order[nms(boxes[order], score[order], 0.3)]
+        iou = box_iou(boxes[kept], truth)[:, 0]
+        hard = iou < 0.2
+        vectors = {k: make(net, out["embedding_features"], boxes[kept]) for k, (make, _) in kinds.items()}
+        if (iou > 0.5).any() and hard.any():
+            target = int(iou.argmax())
+            counts["frames"] += 1
+            counts["score"] += int(score[kept][target] >= score[kept][hard].max())
+            counts["final"] += int(final[kept][target] >= final[kept][hard].max())
+            for kind, (_, distance) in kinds.items():
+                to_exemplar = distance(vectors[kind], positives[kind][0])[:, 0]
+                counts[kind] += int(to_exemplar[target] <= to_exemplar[hard].min())
+                margin = distance(vectors[kind], torch.cat(positives[kind])).min(dim=1).values
+                if negatives[kind]:
+                    margin = margin - distance(vectors[kind], torch.cat(negatives[kind])).min(dim=1).values
+                counts[f"{kind}_memory"] += int(margin[target] <= margin[hard].min())
+        for kind, (make, _) in kinds.items():  # the memory learns from the ground truth
+            positives[kind].append(make(net, out["embedding_features"], truth))
+            if hard.any():
+                negatives[kind].append(vectors[kind][hard])
+    return counts
+
+
+@torch.no_grad()
+def main(weights: str, folder: str, names: str) -> None:
+    tracker = Tracker.from_checkpoint(weights, inspect=False, backend="eager")
+    if tracker.net.embedding is None:
+        raise SystemExit(f"{weights} has no HE branch")
+    total = dict.fromkeys(("frames", *CUES), 0)
+    for name in names.split(","):
+        counts = sequence_counts(tracker, read_sequence(f"{folder}/{name}"))
+        print(name, counts, flush=True)
+        total = {k: total[k] + counts[k] for k in total}
+    frames = max(total["frames"], 1)
+    print(f"{total['frames']} frames with a target candidate and a hard negative; right:",
+          ", ".join(f"{cue} {total[cue] / frames:.2f}" for cue in CUES))
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 4:
+        raise SystemExit(__doc__)
+    main(*sys.argv[1:])
