@@ -32,6 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="evaluate only the sequences a training config or weights file holds out for "
                              "validation (its train.validation), read from --dataset")
     parser.add_argument("--max-frames", type=int, metavar="N", help="use only the first N frames of each sequence")
+    parser.add_argument("--restarts", type=int, default=1, metavar="K",
+                        help="also track each sequence from K-1 later frames (OTB's TRE; runs named NAME@FRAME); "
+                             "the overall scores pool every run, the bootstrap averages each sequence's runs")
     parser.add_argument("--nanotrack-dir", metavar="DIR",
                         help="folder with NanoTrack's ONNX files for opencv:NANO (default: $HNSE_NANOTRACK_DIR, "
                              "else ../shared/data/baselines/nanotrack)")
@@ -120,6 +123,9 @@ def _holdout_names(path: str) -> tuple[str, ...]:
 def comparison_table(result: dict, most: int = 4) -> str:
     """Paired bootstrap (over sequences) of success AUC differences: every pair among the
     first ``most`` trackers (B - A for B listed after A), then each later one against the first."""
+    import numpy as np
+
+    from model.evaluation.evaluate import base_sequence_name
     from model.evaluation.metrics import paired_bootstrap
 
     names = list(result["trackers"])
@@ -127,7 +133,12 @@ def comparison_table(result: dict, most: int = 4) -> str:
         return ""
 
     def aucs(name):
-        return [s["success_auc"] for s in result["trackers"][name]["sequences"].values()]
+        """One score per sequence: with restarts, the mean of its runs (they are not
+        independent samples, so the bootstrap resamples whole sequences)."""
+        by_sequence: dict[str, list[float]] = {}
+        for run_name, scores in result["trackers"][name]["sequences"].items():
+            by_sequence.setdefault(base_sequence_name(run_name), []).append(scores["success_auc"])
+        return [float(np.mean(values)) for values in by_sequence.values()]
 
     pairs = [(a, b) for i, a in enumerate(names[:most]) for b in names[i + 1:most]]
     pairs += [(names[0], b) for b in names[most:]]
@@ -143,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
     import cv2
 
     from model.core.errors import InputError
-    from model.evaluation.evaluate import evaluate, plot_curves, reports_to_json, tracker_factory
+    from model.evaluation.evaluate import evaluate, plot_curves, reports_to_json, restart_segments, tracker_factory
 
     if args.max_frames is not None and args.max_frames < 1:
         raise InputError(f"--max-frames must be at least 1, not {args.max_frames}")
@@ -166,9 +177,11 @@ def run(args: argparse.Namespace) -> int:
     if args.plots:
         Path(args.plots).mkdir(parents=True, exist_ok=True)
 
-    reports = evaluate(factories, sequences, max_frames=args.max_frames, progress=ProgressLine())
+    reports = evaluate(factories, restart_segments(sequences, args.restarts, args.max_frames), max_frames=args.max_frames,
+                       progress=ProgressLine())
     dataset_name = args.dataset if args.dataset.startswith(SYNTHETIC) else str(Path(args.dataset).resolve())
-    result = {"dataset": dataset_name, "max_frames": args.max_frames, **reports_to_json(reports)}
+    result = {"dataset": dataset_name, "max_frames": args.max_frames, "restarts": args.restarts,
+              **reports_to_json(reports)}
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2, allow_nan=False) + "\n")
     if args.plots:

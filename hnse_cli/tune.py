@@ -17,6 +17,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--start", metavar="SETTING=VALUE&...",
                         help="tracking settings written into the file before tuning starts from them "
                              "(e.g. he_rerank=0: start from the paper's tracker)")
+    parser.add_argument("--restarts", type=int, default=1, metavar="K",
+                        help="also track each sequence from K-1 later frames (as eval --restarts): "
+                             "a steadier AUC to choose by")
     parser.add_argument("--min-gain", type=float, default=0.0,
                         help="change a setting only when the AUC rises by more than this (the split's noise)")
 
@@ -31,6 +34,7 @@ def run(args) -> int:
 
     sequences = validation_sequences(args.weights, args.dataset) if args.validation else read_dataset(args.dataset)
     best = tune_weights(args.weights, sequences, args.max_frames,
-                        log=lambda line: print(line, file=sys.stderr, flush=True), min_gain=args.min_gain)
+                        log=lambda line: print(line, file=sys.stderr, flush=True), min_gain=args.min_gain,
+                        restarts=args.restarts)
     print(" ".join(f"{k}={v}" for k, v in best.items()))
     return 0

@@ -189,3 +189,39 @@ def test_hnse_tracker_names_can_override_tracking_settings(tmp_path):
     for bad, message in (("?nope=1", "not SETTING=VALUE"), ("?he_rerank=x", "needs a number")):
         with pytest.raises(InputError, match=message):
             tracker_factory(f"hnse:{weights}{bad}")
+
+
+def test_restarts_track_each_sequence_again_from_later_frames(tmp_path):
+    from model.evaluation.evaluate import base_sequence_name, restart_segments
+
+    boxes = moving_square_sequence(tmp_path / "square", count=16)
+    sequence = read_sequence(tmp_path / "square")
+    segments = restart_segments([sequence], 3)
+    assert [s.name for s in segments] == ["square", "square@6", "square@12"]  # frames round(16/3), round(32/3)
+    assert segments[0] is sequence
+    later = segments[2]
+    assert np.isnan(later.boxes[:11]).all()
+    np.testing.assert_array_equal(later.boxes[11:], sequence.boxes[11:])
+    assert base_sequence_name(later.name) == "square"
+    # a rest shorter than MIN_SEGMENT_FRAMES is not run; an evaluation's frame limit bounds the starts
+    assert [s.name for s in restart_segments([sequence], 4)] == ["square", "square@5", "square@9"]  # @13: 4 left
+    assert [s.name for s in restart_segments([sequence], 2, max_frames=10)] == ["square", "square@6"]
+    with pytest.raises(InputError, match="restarts"):
+        restart_segments([sequence], 0)
+
+    reports = evaluate({"mil": tracker_factory("opencv:MIL")}, segments)
+    run = reports["mil"].runs[2]
+    assert run.init_index == 11 and run.tracker_calls == 5
+    np.testing.assert_array_equal(run.boxes[11], boxes[11])
+
+
+def test_comparison_table_averages_the_restarts_of_a_sequence():
+    from hnse_cli.evaluate import comparison_table
+
+    def tracker(scores):
+        return {"sequences": {name: {"success_auc": v} for name, v in scores.items()}}
+
+    a = tracker({"s0": 0.5, "s0@5": 0.3, "s1": 0.6})
+    b = tracker({"s0": 0.7, "s0@5": 0.3, "s1": 0.6})
+    line = comparison_table({"trackers": {"A": a, "B": b}}).splitlines()[1]
+    assert line.startswith("  B - A: +0.050") and "B better on 1/2" in line  # s0: +0.1 as the mean of its runs

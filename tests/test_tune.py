@@ -87,3 +87,19 @@ def test_tune_cli_start_writes_settings_before_tuning(tmp_path, monkeypatch):
                       "--min-gain", "0.01"]) == 0
     assert seen[0] == 0.25  # the start point is the written value
     assert read_checkpoint(weights)["config"]["track"]["he_rerank"] == 0.25  # nothing beat it by 0.01
+
+
+def test_tuning_with_restarts_scores_every_restart_and_records_it(tmp_path, monkeypatch):
+    torch.manual_seed(0)
+    net_config = NetworkConfig(pretrained=False, neck_channels=16, head_channels=16, tower_convs=1, he_head=False)
+    weights = tmp_path / "w.pt"
+    save_checkpoint(weights, HNSENet(net_config), Config(network=net_config))
+    sequences = [synthetic_sequence(seed, length=20, size=(200, 160)) for seed in (1, 2)]
+    seen = []
+    monkeypatch.setattr("model.training.tune.success_auc",
+                        lambda tracker, segments, max_frames: seen.append([s.name for s in segments]) or 0.5)
+    tune_weights(weights, sequences, log=lambda line: None, restarts=2)
+    first, second = (s.name for s in sequences)
+    assert seen[0] == [first, f"{first}@11", second, f"{second}@11"]
+    tuning = read_checkpoint(weights)["meta"]["tuning"]
+    assert tuning["restarts"] == 2 and tuning["sequences"] == [first, second]

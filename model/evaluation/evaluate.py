@@ -14,6 +14,12 @@ A tracker starts on the first frame whose ground-truth box is present, from that
 every later frame. Only the tracker's own ``init``/``track`` calls are timed. A
 frame that cannot be decoded is skipped and counted: the tracker never sees it and
 the metrics leave it out (see :mod:`model.evaluation.metrics` for the protocols).
+
+:func:`restart_segments` adds temporal-robustness runs (OTB's TRE): the same sequence
+started again from later frames. A tracker that loses a look-alike crossing in one run
+may hold it in another after a tiny change (another thread count moves a 13-sequence
+split by 0.01 through a single sequence), so the mean over starts is a steadier score
+to choose settings by than one pass.
 """
 from __future__ import annotations
 
@@ -41,6 +47,39 @@ from model.evaluation.metrics import (
 from model.tracking.result import TrackResult
 
 OPENCV_TRACKERS = {"CSRT": "TrackerCSRT", "KCF": "TrackerKCF", "MIL": "TrackerMIL", "NANO": "TrackerNano"}
+RESTART_SEPARATOR = "@"  # "Couple@13": Couple tracked from its frame 13
+MIN_SEGMENT_FRAMES = 5  # a restart with fewer present boxes after it is not run
+
+
+def restart_segments(sequences: list[Sequence], restarts: int, max_frames: int | None = None) -> list[Sequence]:
+    """Each sequence, then (``restarts`` > 1) the same sequence started again at frames
+    ``round(i * N / restarts)`` for i = 1 .. restarts - 1, N its length or ``max_frames``
+    if shorter (the frames an evaluation with that limit sees; the ground truth before the
+    start hidden, so the run starts from that frame's box), named ``NAME@FRAME`` with
+    FRAME 1-based. Restarts with fewer than :data:`MIN_SEGMENT_FRAMES` present boxes
+    from their start on are left out."""
+    if restarts < 1:
+        raise InputError(f"restarts must be at least 1, got {restarts}")
+    segments = []
+    for sequence in sequences:
+        segments.append(sequence)
+        length = len(sequence.boxes) if max_frames is None else min(len(sequence.boxes), max_frames)
+        present = ~np.isnan(sequence.boxes[:length]).any(axis=1)
+        for i in range(1, restarts):
+            start = round(i * length / restarts)
+            if present[start:].sum() < MIN_SEGMENT_FRAMES:
+                continue
+            boxes = sequence.boxes.copy()
+            boxes[:start] = np.nan
+            segments.append(Sequence(f"{sequence.name}{RESTART_SEPARATOR}{start + 1}", sequence.frames, boxes))
+    return segments
+
+
+def base_sequence_name(run_name: str) -> str:
+    """The sequence a run of :func:`restart_segments` belongs to."""
+    return run_name.split(RESTART_SEPARATOR, 1)[0]
+
+
 NANOTRACK_FILES = {"backbone": "nanotrack_backbone_sim.onnx", "neckhead": "nanotrack_head_sim.onnx"}
 NANOTRACK_DIR_ENV = "HNSE_NANOTRACK_DIR"
 DEFAULT_NANOTRACK_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "baselines" / "nanotrack"

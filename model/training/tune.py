@@ -16,7 +16,7 @@ from typing import Callable
 from model.core.checkpoint import read_checkpoint, save_checkpoint
 from model.core.config import config_from_dict
 from model.data.sequences import Sequence
-from model.evaluation.evaluate import evaluate
+from model.evaluation.evaluate import evaluate, restart_segments
 from model.tracking.tracker import Tracker
 
 # Three to four values a parameter: a dozen evaluations of the validation split a model.
@@ -94,9 +94,12 @@ def validation_sequences(weights: str | Path, train_dir: str | Path) -> list[Seq
 
 
 def tune_weights(weights: str | Path, sequences: list[Sequence], max_frames: int | None = None,
-                 log: Callable[[str], None] = print, min_gain: float = 0.0) -> dict:
+                 log: Callable[[str], None] = print, min_gain: float = 0.0, restarts: int = 1) -> dict:
+    """Tune on ``sequences``, each also tracked from ``restarts - 1`` later frames
+    (:func:`~model.evaluation.evaluate.restart_segments`: a steadier AUC than one pass)."""
     tracker = Tracker.from_checkpoint(weights)
-    best, auc = tune(tracker, sequences, max_frames=max_frames, log=log, min_gain=min_gain)
+    best, auc = tune(tracker, restart_segments(sequences, restarts, max_frames), max_frames=max_frames, log=log,
+                     min_gain=min_gain)
     write_track_config(weights, best, {"success_auc": auc, "sequences": [s.name for s in sequences],
-                                       "max_frames": max_frames, "min_gain": min_gain})
+                                       "max_frames": max_frames, "min_gain": min_gain, "restarts": restarts})
     return best
