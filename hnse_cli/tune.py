@@ -20,6 +20,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--restarts", type=int, default=1, metavar="K",
                         help="also track each sequence from K-1 later frames (as eval --restarts): "
                              "a steadier AUC to choose by")
+    parser.add_argument("--settings", metavar="NAME,NAME",
+                        help="tune only these (e.g. centerness_weight,he_rerank: the appearance settings; "
+                             "the motion priors do not carry over from a temporally strided split)")
     parser.add_argument("--min-gain", type=float, default=0.0,
                         help="change a setting only when the AUC rises by more than this (the split's noise)")
 
@@ -35,6 +38,7 @@ def run(args) -> int:
     sequences = validation_sequences(args.weights, args.dataset) if args.validation else read_dataset(args.dataset)
     best = tune_weights(args.weights, sequences, args.max_frames,
                         log=lambda line: print(line, file=sys.stderr, flush=True), min_gain=args.min_gain,
-                        restarts=args.restarts)
+                        restarts=args.restarts,
+                        settings=tuple(n.strip() for n in args.settings.split(",") if n.strip()) if args.settings else None)
     print(" ".join(f"{k}={v}" for k, v in best.items()))
     return 0

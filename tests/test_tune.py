@@ -103,3 +103,40 @@ def test_tuning_with_restarts_scores_every_restart_and_records_it(tmp_path, monk
     assert seen[0] == [first, f"{first}@11", second, f"{second}@11"]
     tuning = read_checkpoint(weights)["meta"]["tuning"]
     assert tuning["restarts"] == 2 and tuning["sequences"] == [first, second]
+
+
+def test_settings_restrict_the_tuning_to_the_named_ones(tmp_path, monkeypatch):
+    import pytest
+
+    from model.core.errors import InputError
+    from model.training.tune import tune
+
+    tracker = Tracker.random(pretrained=False, neck_channels=16, head_channels=16, tower_convs=1, he_head=False)
+    tried = []
+
+    def fake_auc(candidate, sequences, max_frames):
+        track = candidate.config.track
+        tried.append((track.window_influence, track.centerness_weight))
+        return 0.5 + 0.1 * (track.window_influence == 0.25) + 0.01 * (track.centerness_weight == 0.5)
+
+    monkeypatch.setattr("model.training.tune.success_auc", fake_auc)
+    best, _ = tune(tracker, [], log=lambda line: None, settings=("centerness_weight",))
+    assert best == {"centerness_weight": 0.5}  # the better window was never tried
+    assert {window for window, _ in tried} == {tracker.config.track.window_influence}
+    assert tune(tracker, [], log=lambda line: None, settings=("he_rerank",))[0] == {}  # no HE head: nothing to tune
+    with pytest.raises(InputError, match="windows"):
+        tune(tracker, [], log=lambda line: None, settings=("windows",))
+
+
+def test_the_best_value_of_a_parameter_wins_not_the_first_above_the_margin(monkeypatch):
+    from model.training.tune import tune
+
+    tracker = Tracker.random(pretrained=False, neck_channels=16, head_channels=16, tower_convs=1, he_head=False)
+    gains = {0.0: 0.006, 0.5: 0.009}  # over the start value 1.0, both above the margin
+
+    def fake_auc(candidate, sequences, max_frames):
+        return 0.5 + gains.get(candidate.config.track.centerness_weight, 0.0)
+
+    monkeypatch.setattr("model.training.tune.success_auc", fake_auc)
+    best, auc = tune(tracker, [], log=lambda line: None, min_gain=0.005, settings=("centerness_weight",))
+    assert best == {"centerness_weight": 0.5} and abs(auc - 0.509) < 1e-12

@@ -6,6 +6,14 @@ by several points on their own. They are tuned by coordinate descent over small 
 one parameter at a time, on whole training sequences held out of training
 (``TrainConfig.validation``), never on the test sequences, and the chosen values are
 written into the weights file's config so they travel with the weights.
+
+``settings`` restricts the tuning to some of them. Window influence, penalty k and the
+size learning rate are motion priors: how far, and how much in scale, a target moves
+from one frame to the next. The training sequences, and so the validation split, keep
+every 2nd to 8th source frame (``../shared/data/README.md``: at most 46 frames a video),
+while evaluation video runs at its native frame rate, so what those three settings learn
+on the split does not carry over; the shipped files tune only the appearance settings
+(center-ness weight, HE re-ranking) there and keep NanoTrack v3's published motion priors.
 """
 from __future__ import annotations
 
@@ -15,6 +23,7 @@ from typing import Callable
 
 from model.core.checkpoint import read_checkpoint, save_checkpoint
 from model.core.config import config_from_dict
+from model.core.errors import InputError
 from model.data.sequences import Sequence
 from model.evaluation.evaluate import evaluate, restart_segments
 from model.tracking.tracker import Tracker
@@ -42,29 +51,40 @@ def success_auc(tracker: Tracker, sequences: list[Sequence], max_frames: int | N
 
 
 def tune(tracker: Tracker, sequences: list[Sequence], rounds: int = 1, max_frames: int | None = None,
-         log: Callable[[str], None] = print, min_gain: float = 0.0) -> tuple[dict, float]:
+         log: Callable[[str], None] = print, min_gain: float = 0.0,
+         settings: tuple[str, ...] | None = None) -> tuple[dict, float]:
     """Coordinate descent over :func:`grid_for`; returns (best track-config values, its AUC).
 
-    A value replaces the current one only when it raises the AUC by more than
+    Per parameter, the best of its values replaces the current one only when it raises the AUC by more than
     ``min_gain``: set it to the run-to-run noise of the split (on the 13-sequence
     validation split the same weights differ by up to 0.01 between runs with 1 and 2
     torch threads) so that the start values (the pretrained tracker's own) are kept
     unless the split shows more than noise."""
     fast = Tracker(tracker.net, tracker.config, inspect=False, backend=tracker.backend)  # maps are not scored
     grid = grid_for(tracker)
+    if settings is not None:  # a setting the network lacks (he_rerank without HE head) is skipped
+        unknown = sorted(set(settings) - {*GRID, *HE_GRID})
+        if unknown:
+            raise InputError(f"cannot tune {', '.join(unknown)} (tunable: {', '.join({**HE_GRID, **GRID})})")
+        grid = {name: values for name, values in grid.items() if name in settings}
     best = {name: getattr(tracker.config.track, name) for name in grid}
     best_auc = success_auc(fast.with_track_config(**best), sequences, max_frames)
     log(f"start {best} AUC {best_auc:.4f}")
     for _ in range(rounds):
         for name, values in grid.items():
+            # every value of the parameter is tried; the best replaces the current one if it gains
+            # more than min_gain (taking the first that does would make the result depend on the order)
+            trials = []
             for value in values:
                 if value == best[name]:
                     continue
                 trial = {**best, name: value}
                 auc = success_auc(fast.with_track_config(**trial), sequences, max_frames)
                 log(f"{name}={value}: AUC {auc:.4f}")
-                if auc > best_auc + min_gain:
-                    best, best_auc = trial, auc
+                trials.append((auc, trial))
+            top_auc, top = max(trials, key=lambda pair: pair[0], default=(best_auc, best))
+            if top_auc > best_auc + min_gain:
+                best, best_auc = top, top_auc
     log(f"best {best} AUC {best_auc:.4f}")
     return best, best_auc
 
@@ -85,7 +105,6 @@ def write_track_config(weights: str | Path, values: dict, note: dict) -> None:
 def validation_sequences(weights: str | Path, train_dir: str | Path) -> list[Sequence]:
     """The sequences of ``train_dir`` that the weights file's config holds out for validation."""
     from model.data.sequences import read_sequence
-    from model.core.errors import InputError
 
     names = config_from_dict(read_checkpoint(weights)["config"], str(weights)).train.validation
     if not names:
@@ -94,12 +113,14 @@ def validation_sequences(weights: str | Path, train_dir: str | Path) -> list[Seq
 
 
 def tune_weights(weights: str | Path, sequences: list[Sequence], max_frames: int | None = None,
-                 log: Callable[[str], None] = print, min_gain: float = 0.0, restarts: int = 1) -> dict:
+                 log: Callable[[str], None] = print, min_gain: float = 0.0, restarts: int = 1,
+                 settings: tuple[str, ...] | None = None) -> dict:
     """Tune on ``sequences``, each also tracked from ``restarts - 1`` later frames
     (:func:`~model.evaluation.evaluate.restart_segments`: a steadier AUC than one pass)."""
     tracker = Tracker.from_checkpoint(weights)
     best, auc = tune(tracker, restart_segments(sequences, restarts, max_frames), max_frames=max_frames, log=log,
-                     min_gain=min_gain)
+                     min_gain=min_gain, settings=settings)
     write_track_config(weights, best, {"success_auc": auc, "sequences": [s.name for s in sequences],
-                                       "max_frames": max_frames, "min_gain": min_gain, "restarts": restarts})
+                                       "max_frames": max_frames, "min_gain": min_gain, "restarts": restarts,
+                                       "settings": list(best)})
     return best
