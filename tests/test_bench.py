@@ -111,7 +111,7 @@ def test_tiny_run_reports_every_key(tmp_path, crossing):
                             long_video_frames=20, demo_frames=1, startup_runs=1)
     report = bench_cli.run_benchmark([crossing], scale, r50_config=small_r50, log=lambda _: None)
     result = json.loads(json.dumps(report["json"]))  # plain JSON all through
-    names = {"nano", "lite", "r50", "opencv:CSRT", "opencv:KCF", "opencv:NANO"}
+    names = {"nano", "nano-nohe", "lite", "r50", "opencv:CSRT", "opencv:KCF", "opencv:NANO"}
     from model.tracking.nanotrack3 import default_weights
 
     if default_weights().is_file():

@@ -222,6 +222,13 @@ def test_torch_and_onnx_backends_match_eager_for_hnse_nano(he_head, tmp_path, mo
         for key in keys:
             torch.testing.assert_close(out[key], eager[key], rtol=1e-4, atol=2e-4)
         assert len(out["levels"]) == 1 and (out["embedding_features"] is None) == (not he_head)
+    if he_head:  # the HE re-ranking's distances, exported for the onnx backend
+        boxes = torch.tensor([[60.0, 60.0, 120.0, 150.0], [100.0, 90.0, 180.0, 160.0], [10.0, 20.0, 60.0, 90.0]])
+        expected = net.embedding_distance(eager["embedding_features"], boxes)
+        for backend in (folded, make_backend(net, "onnx")):
+            torch.testing.assert_close(backend.embedding_distance(eager["embedding_features"], boxes), expected,
+                                       rtol=1e-4, atol=1e-4)
+            assert backend.embedding_distance(eager["embedding_features"], boxes[:1]).shape == (1,)
 
 
 @needs_weights
@@ -264,3 +271,27 @@ def test_adapter_starts_as_identity_and_carries_the_losses_to_the_frozen_heads_i
     assert all(p.grad is None for p in adapted.ban_head.parameters())
     adapter_ids = {id(p) for p in adapted.adapter.parameters()}
     assert adapter_ids <= {id(p) for p in make_optimizer(adapted, train).param_groups[0]["params"]}
+
+
+def test_he_rerank_groups_boxes_overlapping_more_than_t_l_into_one_object():
+    """Boxes around one target (IoU above T_l) are one object: nothing to re-rank, no embedding run."""
+    from dataclasses import replace
+
+    from model.tracking.tracker import Tracker
+
+    net, config = _nano(pretrained=False)
+    tracker = Tracker(net.eval(), replace(config, track=replace(config.track, he_rerank=1.0, he_candidates=4)),
+                      inspect=False)
+    score = np.zeros((15, 15), np.float32)
+    score[7, 7], score[7, 8] = 1.0, 0.9
+    boxes = torch.zeros(4, 15, 15)
+    boxes[:, 7, 7] = torch.tensor([100.0, 100, 160, 160])
+    boxes[:, 7, 8] = torch.tensor([115.0, 100, 175, 160])  # IoU 0.6 with the first: the same object
+
+    def no_embedding(*_):
+        raise AssertionError("one object needs no embedding")
+
+    net.embedding_distance = no_embedding
+    net._exemplar_vector = torch.zeros(64)
+    factors = tracker._he_rerank({"embedding_features": torch.zeros(1)}, boxes, score, score)
+    assert factors[7, 7] == factors[7, 8] == 1.0 and factors[0, 0] == 0

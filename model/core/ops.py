@@ -195,6 +195,8 @@ def roi_align_torch(
     # RoI (676 RoIs x 128 x 32 x 32 would be 350 MB): along y, one GEMM for all its RoIs,
     # (K_b * oh, H) @ (H, C * W); along x, one small product per RoI. (Broadcasting
     # (K_b, 1, oh, H) @ (C, H, W) instead costs K_b * C tiny products: ~10x slower.)
+    if features.shape[0] == 1:  # one image (tracking): no per-image grouping, and a graph ONNX can export
+        return rows[:, None] @ features[0] @ cols[:, None].transpose(2, 3)
     batch_index = rois[:, 0].long()
     channels = features.shape[1]
     out = features.new_zeros(len(rois), channels, out_h, out_w)

@@ -40,6 +40,20 @@ class EmbeddingHead(nn.Module):
         return self.conv2(self.relu(self.conv1(pooled))).flatten(1)
 
 
+class ExemplarDistance(nn.Module):
+    """Euclidean distance of each box's HE vector to the exemplar vector (Sec. 3.3, the
+    distance Eq. 6 trains): features (1, C, H, W), boxes (K, 4) xyxy in input pixels,
+    exemplar (D,) -> (K,). Tensors only, so that an inference backend can export it."""
+
+    def __init__(self, embedding: EmbeddingHead):
+        super().__init__()
+        self.embedding = embedding
+
+    def forward(self, features: torch.Tensor, boxes: torch.Tensor, exemplar: torch.Tensor) -> torch.Tensor:
+        rois = torch.cat([boxes.new_zeros(boxes.shape[0], 1), boxes], dim=1)
+        return (self.embedding(features, rois) - exemplar).norm(dim=1)
+
+
 def random_shifts(gt: torch.Tensor, count: int, iou_min: float, generator: torch.Generator,
                   max_tries: int = 8) -> torch.Tensor:
     """Up to ``count`` boxes made by shifting/rescaling ``gt`` (4,) xyxy with IoU > iou_min.

@@ -18,7 +18,7 @@ from torch import nn
 
 from model.core.config import TrainConfig
 from model.network.losses import centerness_loss, contrastive_loss, focal_loss, iou_loss, total_loss
-from model.network.hard_negative import select_rois
+from model.network.hard_negative import ExemplarDistance, select_rois
 from model.network.targets import assign_targets, decode_ltrb
 
 
@@ -127,6 +127,4 @@ class SiameseNetwork(nn.Module):
         """Distance of each box's RoI vector (boxes (K, 4) instance pixels) to the exemplar vector."""
         if self.embedding is None or self._exemplar_vector is None:
             raise RuntimeError("this network has no HE head or no exemplar box")
-        rois = torch.cat([boxes_xyxy.new_zeros(len(boxes_xyxy), 1), boxes_xyxy], dim=1)
-        vectors = self.embedding(embedding_features, rois)
-        return (vectors - self._exemplar_vector).norm(dim=1)
+        return ExemplarDistance(self.embedding)(embedding_features, boxes_xyxy, self._exemplar_vector)

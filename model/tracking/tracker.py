@@ -205,8 +205,10 @@ class Tracker:
         """Beyond the paper: the HE embedding used while tracking (``TrackConfig.he_rerank``).
 
         The ``he_candidates`` best cells of the final map whose raw score is at least
-        ``he_min_ratio`` times the best of theirs (the only ones that can win) are grouped into objects by NMS on their boxes (``nms_threshold``): each cell joins the
-        kept box it overlaps most. Each object's kept box gets the distance d of its RoI
+        ``he_min_ratio`` times the best of theirs (the only ones that can win) are grouped
+        into objects by NMS on their boxes at T_l (``hardneg_iou``: two objects overlap as
+        little as a hard negative overlaps the target, so the boxes around one object
+        form one group): each cell joins the kept box it overlaps most. Each object's kept box gets the distance d of its RoI
         vector to the exemplar vector, the distance the HE branch was trained (Eq. 6) to
         make small for the target and at least the margin m for hard negatives, and all
         cells of that object are multiplied by exp(-he_rerank * d / m); every other cell
@@ -223,11 +225,14 @@ class Tracker:
         raw = torch.from_numpy(np.nan_to_num(score).reshape(-1))[order]
         order = order[raw >= cfg.he_min_ratio * raw.max()]
         cell_boxes = boxes.reshape(4, -1).T[order].float().cpu()
-        kept = nms(cell_boxes, flat[order], cfg.nms_threshold)
-        owner = box_iou(cell_boxes, cell_boxes[kept]).argmax(dim=1)  # a kept box owns itself (IoU 1)
-        distance = self.net.embedding_distance(out["embedding_features"], boxes.reshape(4, -1).T[order[kept]])
-        object_factor = torch.exp(-cfg.he_rerank * torch.nan_to_num(distance.float().cpu(), nan=1e6) / cfg.he_margin)
+        kept = nms(cell_boxes, flat[order], cfg.hardneg_iou)
         factor = torch.zeros(final.size)
+        if len(kept) == 1:  # one object: nothing to decide between, and no embedding to compute
+            factor[order] = 1.0
+            return factor.reshape(final.shape).numpy()
+        owner = box_iou(cell_boxes, cell_boxes[kept]).argmax(dim=1)  # a kept box owns itself (IoU 1)
+        distance = self.backend.embedding_distance(out["embedding_features"], boxes.reshape(4, -1).T[order[kept]])
+        object_factor = torch.exp(-cfg.he_rerank * torch.nan_to_num(distance.float().cpu(), nan=1e6) / cfg.he_margin)
         factor[order] = object_factor[owner]
         return factor.reshape(final.shape).numpy()
 
@@ -297,7 +302,7 @@ class Tracker:
         order = order[flat_score[order] >= EMBED_MIN_FRACTION * flat_score[order[0]]]
         distance = torch.full((score.size,), float("nan"))
         if len(order):  # empty only when the score map is NaN
-            distance[order] = self.net.embedding_distance(features, flat_boxes[order]).float().cpu()
+            distance[order] = self.backend.embedding_distance(features, flat_boxes[order]).float().cpu()
         return distance.reshape(score.shape).numpy()
 
     def with_track_config(self, **changes) -> "Tracker":
