@@ -24,8 +24,8 @@ import sys
 import numpy as np
 import torch
 
-from model.core.geometry import CropWindow, context_size, pixel_to_feature_shift
-from model.core.ops import box_iou, nms, roi_align
+from model.core.geometry import CropWindow, context_size
+from model.core.ops import box_iou, nms
 from model.data.sequences import read_sequence
 from model.network.hnse_nano import EMBED_TAP
 from model.network.targets import decode_ltrb
@@ -34,16 +34,19 @@ from model.tracking.tracker import Tracker, scale_penalty
 CUES = ("score", "final", "embed", "trunk", "embed_memory", "trunk_memory")
 
 
+def _rois(boxes: torch.Tensor) -> torch.Tensor:
+    return torch.cat([boxes.new_zeros(len(boxes), 1), boxes], dim=1)
+
+
 def trunk_vectors(net, embedding_features: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
-    """L2-normalised 5x5 RoI Align of the trunk output (the channels after block 7's)."""
+    """L2-normalised RoI Align of the trunk output (the channels after block 7's), pooled
+    as the HE branch pools its RoIs."""
     trunk = embedding_features[:, net.backbone.block_channels(EMBED_TAP):]
-    rois = torch.cat([boxes.new_zeros(len(boxes), 1), boxes + pixel_to_feature_shift(net.config.stride)], dim=1)
-    pooled = roi_align(trunk, rois, 5, spatial_scale=1 / net.config.stride, sampling_ratio=2, aligned=True)
-    return torch.nn.functional.normalize(pooled.flatten(1), dim=1)
+    return torch.nn.functional.normalize(net.embedding.pool(trunk, _rois(boxes)).flatten(1), dim=1)
 
 
 def embed_vectors(net, embedding_features: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
-    return net.embedding(embedding_features, torch.cat([boxes.new_zeros(len(boxes), 1), boxes], dim=1))
+    return net.embedding(embedding_features, _rois(boxes))
 
 
 def euclidean(a, b):

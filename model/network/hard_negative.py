@@ -32,12 +32,15 @@ class EmbeddingHead(nn.Module):
         self.conv2 = nn.Conv2d(channels, channels, roi_size - 2)
         self.relu = nn.ReLU(inplace=True)
 
-    def forward(self, features: torch.Tensor, rois: torch.Tensor) -> torch.Tensor:
+    def pool(self, features: torch.Tensor, rois: torch.Tensor) -> torch.Tensor:
+        """The RoI Align step alone: (K, C, roi_size, roi_size), any C."""
         # Aligned RoI Align assumes cell j is centred on stride*(j + 1/2); ours on stride*j.
         shifted = torch.cat([rois[:, :1], rois[:, 1:] + pixel_to_feature_shift(self.stride)], dim=1)
-        pooled = roi_align(features, shifted, self.roi_size, spatial_scale=1.0 / self.stride,
-                           sampling_ratio=2, aligned=True)
-        return self.conv2(self.relu(self.conv1(pooled))).flatten(1)
+        return roi_align(features, shifted, self.roi_size, spatial_scale=1.0 / self.stride,
+                         sampling_ratio=2, aligned=True)
+
+    def forward(self, features: torch.Tensor, rois: torch.Tensor) -> torch.Tensor:
+        return self.conv2(self.relu(self.conv1(self.pool(features, rois)))).flatten(1)
 
 
 class ExemplarDistance(nn.Module):

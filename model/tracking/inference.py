@@ -117,14 +117,19 @@ def fold_batchnorm(module: nn.Module, run) -> int:
     return len(pairs)
 
 
+def _constant_images(net) -> tuple[torch.Tensor, torch.Tensor]:
+    """An exemplar and a search crop of constant grey, on ``net``'s device: example inputs."""
+    size = net.config.exemplar_size, net.config.instance_size
+    return tuple(torch.full((1, 3, side, side), 100.0, device=net.grid.device) for side in size)
+
+
 def _example_run(net):
     """A closure running ``net``'s template and search passes on constant images."""
-    size = net.config.exemplar_size, net.config.instance_size
-    device = net.grid.device
+    z, x = _constant_images(net)
 
     def run():
-        net.template(torch.full((1, 3, size[0], size[0]), 100.0, device=device))
-        net.search(torch.full((1, 3, size[1], size[1]), 100.0, device=device), net._kernels)
+        net.template(z)
+        net.search(x, net._kernels)
 
     return run
 
@@ -217,48 +222,52 @@ def _network_digest(net) -> str:
 def export_onnx(net) -> bytes:
     """The search branch of ``net`` (an :class:`HNSENet`'s heads fused) as an ONNX model,
     the template kernels as inputs."""
-    # A copy: the exporter switches the module it is given between modes and runs it.
+def _onnx_bytes(module: nn.Module, args: tuple, **options) -> bytes:
+    """``torch.onnx.export`` of ``module`` on ``args`` into memory, at :data:`ONNX_OPSET`."""
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        # The torch.export-based exporter needs onnxscript, which we do not depend on;
+        # the TorchScript one handles these graphs exactly.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        # Tracing warns about shape checks turned constant; the shapes that vary are declared.
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        torch.onnx.export(module.eval(), args, buffer, dynamo=False, opset_version=ONNX_OPSET, **options)
+    return buffer.getvalue()
+
+
+def _templated_copy(net):
+    """A copy of ``net`` with a constant exemplar, and a constant search crop: the exporter
+    switches the module it is given between modes and runs it, and the caller's exemplar
+    must stay as it is."""
     net = copy.deepcopy(net).eval()
-    size = net.config.instance_size
-    x = torch.full((1, 3, size, size), 100.0, device=net.grid.device)
-    net.template(torch.full((1, 3, net.config.exemplar_size, net.config.exemplar_size), 100.0, device=net.grid.device))
+    z, x = _constant_images(net)
+    net.template(z)
+    return net, x
+
+
+def export_onnx(net) -> bytes:
+    """The search branch of ``net`` (an :class:`HNSENet`'s heads fused) as an ONNX model,
+    the template kernels as inputs."""
+    net, x = _templated_copy(net)
     flat = net.flat_kernels(net._kernels)
     heads = FusedHeads(net) if hasattr(net, "heads") else None
     with torch.no_grad():
         levels = len(net.search(x, net._kernels)["levels"])
-    outputs = _output_names(levels, net.embedding is not None)
-    buffer = io.BytesIO()
-    with warnings.catch_warnings():
-        # The torch.export-based exporter needs onnxscript, which we do not depend on;
-        # the TorchScript one handles this static graph exactly.
-        warnings.simplefilter("ignore", DeprecationWarning)
-        # Tracing warns about shape checks turned constant; every shape here is fixed.
-        warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        torch.onnx.export(SearchBranch(net, heads).eval(), (x, *flat), buffer, dynamo=False,
-                          opset_version=ONNX_OPSET, input_names=["x", *_kernel_names(len(flat))], output_names=outputs,
-                          do_constant_folding=True)
-    return buffer.getvalue()
+    return _onnx_bytes(SearchBranch(net, heads), (x, *flat), input_names=["x", *_kernel_names(len(flat))],
+                       output_names=_output_names(levels, net.embedding is not None), do_constant_folding=True)
 
 
 def export_embedding_onnx(net) -> bytes:
     """``net``'s :class:`ExemplarDistance` as an ONNX model: inputs ``features`` (the
     search pass's ``embedding_features``), ``boxes`` (K, 4, any K) and ``exemplar``."""
-    net = copy.deepcopy(net).eval()  # template() below must not touch the caller's exemplar
-    size = net.config.exemplar_size, net.config.instance_size
+    net, x = _templated_copy(net)
     with torch.no_grad():
-        net.template(torch.full((1, 3, size[0], size[0]), 100.0, device=net.grid.device))
-        features = net.search(torch.full((1, 3, size[1], size[1]), 100.0, device=net.grid.device),
-                              net._kernels)["embedding_features"]
+        features = net.search(x, net._kernels)["embedding_features"]
     boxes = torch.tensor([[60.0, 60.0, 120.0, 150.0], [100.0, 90.0, 180.0, 160.0]], device=features.device)
     exemplar = torch.zeros(net.config.embed_channels, device=features.device)
-    buffer = io.BytesIO()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        torch.onnx.export(ExemplarDistance(net.embedding).eval(), (features, boxes, exemplar), buffer,
-                          dynamo=False, opset_version=ONNX_OPSET, input_names=["features", "boxes", "exemplar"],
-                          output_names=["distance"], dynamic_axes={"boxes": {0: "k"}, "distance": {0: "k"}})
-    return buffer.getvalue()
+    return _onnx_bytes(ExemplarDistance(net.embedding), (features, boxes, exemplar),
+                       input_names=["features", "boxes", "exemplar"], output_names=["distance"],
+                       dynamic_axes={"boxes": {0: "k"}, "distance": {0: "k"}})
 
 
 ONNX_PARTS = {"search": export_onnx, "embedding": export_embedding_onnx}
