@@ -30,15 +30,21 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     from model.data.sequences import read_dataset
     from model.evaluation.evaluate import track_overrides
-    from model.training.tune import tune_weights, validation_sequences, write_track_config
+    from model.core.errors import InputError
+    from model.training.tune import check_settings, tune_weights, validation_sequences, write_track_config
 
+    # every argument is checked before --start rewrites the file
+    settings = tuple(n.strip() for n in args.settings.split(",") if n.strip()) if args.settings else None
+    if settings is not None:
+        check_settings(settings)
+    if args.restarts < 1:
+        raise InputError(f"--restarts must be at least 1, got {args.restarts}")
+    sequences = validation_sequences(args.weights, args.dataset) if args.validation else read_dataset(args.dataset)
     if args.start:
         write_track_config(args.weights, track_overrides(args.start, args.weights), {"start": args.start})
 
-    sequences = validation_sequences(args.weights, args.dataset) if args.validation else read_dataset(args.dataset)
     best = tune_weights(args.weights, sequences, args.max_frames,
                         log=lambda line: print(line, file=sys.stderr, flush=True), min_gain=args.min_gain,
-                        restarts=args.restarts,
-                        settings=tuple(n.strip() for n in args.settings.split(",") if n.strip()) if args.settings else None)
+                        restarts=args.restarts, settings=settings)
     print(" ".join(f"{k}={v}" for k, v in best.items()))
     return 0

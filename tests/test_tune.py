@@ -89,6 +89,18 @@ def test_tune_cli_start_writes_settings_before_tuning(tmp_path, monkeypatch):
     assert read_checkpoint(weights)["config"]["track"]["he_rerank"] == 0.25  # nothing beat it by 0.01
 
 
+def test_tune_cli_refuses_bad_arguments_before_start_rewrites_the_file(tmp_path):
+    import main
+
+    net_config = NetworkConfig(pretrained=False, neck_channels=16, head_channels=16, tower_convs=1, embed_channels=16)
+    weights = tmp_path / "w.pt"
+    save_checkpoint(weights, HNSENet(net_config), Config(network=net_config))
+    before = weights.read_bytes()
+    for bad in (["--restarts", "0"], ["--settings", "windows"], ["--validation"]):  # no train.validation
+        assert main.main(["tune", str(weights), "--dataset", str(tmp_path), "--start", "he_rerank=0.25", *bad]) != 0
+        assert weights.read_bytes() == before
+
+
 def test_tuning_with_restarts_scores_every_restart_and_records_it(tmp_path, monkeypatch):
     torch.manual_seed(0)
     net_config = NetworkConfig(pretrained=False, neck_channels=16, head_channels=16, tower_convs=1, he_head=False)

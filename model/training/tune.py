@@ -45,6 +45,13 @@ def grid_for(tracker: Tracker) -> dict:
     return {**HE_GRID, **GRID} if tracker.net.embedding is not None else dict(GRID)
 
 
+def check_settings(settings: tuple[str, ...]) -> None:
+    """Raise InputError naming the settings that cannot be tuned."""
+    unknown = sorted(set(settings) - {*GRID, *HE_GRID})
+    if unknown:
+        raise InputError(f"cannot tune {', '.join(unknown)} (tunable: {', '.join({**HE_GRID, **GRID})})")
+
+
 def success_auc(tracker: Tracker, sequences: list[Sequence], max_frames: int | None) -> float:
     reports = evaluate({"candidate": lambda: tracker}, sequences, max_frames=max_frames)
     return float(reports["candidate"].overall.success_auc)
@@ -63,9 +70,7 @@ def tune(tracker: Tracker, sequences: list[Sequence], rounds: int = 1, max_frame
     fast = Tracker(tracker.net, tracker.config, inspect=False, backend=tracker.backend)  # maps are not scored
     grid = grid_for(tracker)
     if settings is not None:  # a setting the network lacks (he_rerank without HE head) is skipped
-        unknown = sorted(set(settings) - {*GRID, *HE_GRID})
-        if unknown:
-            raise InputError(f"cannot tune {', '.join(unknown)} (tunable: {', '.join({**HE_GRID, **GRID})})")
+        check_settings(settings)
         grid = {name: values for name, values in grid.items() if name in settings}
     best = {name: getattr(tracker.config.track, name) for name in grid}
     best_auc = success_auc(fast.with_track_config(**best), sequences, max_frames)
