@@ -38,6 +38,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
     parser.add_argument("--backend", default=None,
                         help="inference backend: eager, torch or onnx (default: onnx on the CPU, torch elsewhere)")
+    parser.add_argument("--set", metavar="SETTING=VALUE&...", dest="settings",
+                        help="tracking settings other than those the weights carry, e.g. motion_prediction=0.5 "
+                             "for video with large motion between frames (a low frame rate, skipped frames)")
 
 
 def parse_box(text: str) -> tuple[float, float, float, float]:
@@ -111,6 +114,7 @@ def run(args) -> int:
     from hnse_gui.document import Flag
     from hnse_gui.store import export_boxes_txt, save_project, track_result_document
     from model.data.sources import FrameDecodeError, open_frames
+    from model.evaluation.evaluate import track_overrides
 
     init_box = parse_box(args.init)
     if args.out.suffix.lower() not in OUTPUT_SUFFIXES:
@@ -119,6 +123,7 @@ def run(args) -> int:
         raise InputError(f"{args.out}: folder {args.out.parent} does not exist")
     if not 0 <= args.review_threshold <= 1:
         raise InputError(f"--review-threshold {args.review_threshold}: must lie in 0..1")
+    settings = track_overrides(args.settings, "--set") if args.settings else {}
     weights = args.weights or DEFAULT_WEIGHTS
     if not weights.is_file():
         raise InputError(f"{weights}: no such weights file (pass --weights PATH)")
@@ -136,7 +141,8 @@ def run(args) -> int:
 
         from model.tracking.tracker import Tracker  # torch loads after the cheap checks: a bad input fails fast
 
-        tracker = Tracker.from_checkpoint(weights, device=args.device, inspect=False, backend=args.backend)
+        tracker = Tracker.from_checkpoint(weights, device=args.device, inspect=False, backend=args.backend,
+                                          exclusive=True).with_track_config(**settings)
         tracker.init(first, init_box)
         count = stop - args.start
         boxes = np.full((count, 4), np.nan, dtype=np.float32)

@@ -64,11 +64,16 @@ def shown_panels(results: dict[str, TrackResult | None]) -> tuple[str, ...]:
 
 def panel_title(name: str, result: TrackResult | None) -> str:
     """The panel's title: what it shows and its equation; a level's title adds its
-    score-fusion weight w_k of Eq. 9."""
+    score-fusion weight w_k of Eq. 9, the search crop's how far the motion prediction
+    moved it ahead of the target's last position."""
+    pipeline = None if result is None else result.pipeline
     if name in LEVEL_COLUMNS:
-        weights = None if result is None or result.pipeline is None else result.pipeline.fusion_weights
+        weights = None if pipeline is None else pipeline.fusion_weights
         weight = "" if not weights else f", w = {weights['score'][LEVEL_COLUMNS.index(name)]:.3f}"
         return f"level {name[-1]} score (Eq. 1){weight} (Eq. 9)"
+    if name == "search" and pipeline is not None and any(pipeline.search_shift):
+        dx, dy = pipeline.search_shift
+        return f"{PANEL_TITLES[name]}, centred ({dx:+.0f}, {dy:+.0f}) px ahead (motion prediction)"
     return PANEL_TITLES[name]
 
 

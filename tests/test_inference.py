@@ -7,7 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from model.core.config import NetworkConfig
+from model.core.checkpoint import save_checkpoint
+from model.core.config import Config, NetworkConfig
 from model.core.errors import InputError
 from model.tracking.fused_heads import FusedHeads
 from model.tracking.inference import (
@@ -163,6 +164,28 @@ def test_onnx_kernels_are_inputs_so_a_new_template_needs_no_new_export(net, sear
         net._kernels, net._exemplar_vector = saved
     assert not torch.allclose(first, reference["score"])  # the template matters ...
     _assert_same_outputs(again, reference, 1e-4)  # ... and the backend follows it
+
+
+def test_onnx_workers_spin_only_for_a_network_that_runs_alone(tmp_path, monkeypatch):
+    monkeypatch.setenv("HNSE_CACHE_DIR", str(tmp_path))
+    torch.manual_seed(0)
+    network = HNSENet(NETWORKS["lite"]).eval()
+
+    def spinning(backend) -> str:
+        return backend.session.get_session_options().get_session_config_entry("session.intra_op.allow_spinning")
+
+    assert spinning(make_backend(network, "onnx")) == "0"  # the default: the application's two models a frame
+    assert spinning(make_backend(network, "onnx", exclusive=True)) == "1"
+    weights = tmp_path / "w.pt"
+    save_checkpoint(weights, network, Config(network=NETWORKS["lite"]))
+    assert spinning(Tracker.from_checkpoint(weights, backend="onnx").backend) == "0"
+    assert spinning(Tracker.from_checkpoint(weights, backend="onnx", exclusive=True).backend) == "1"
+    # what the command line runs spins, what the application's worker runs does not
+    from hnse_gui.worker import TrackingWorker, VariantSpec
+    from model.evaluation.evaluate import make_tracker
+
+    assert spinning(make_tracker(f"hnse:{weights}").backend) == "1"
+    assert spinning(TrackingWorker._model_tracker(VariantSpec("with HE", str(weights), he_head=True)).backend) == "0"
 
 
 def test_onnx_export_is_cached_by_weights(tmp_path):

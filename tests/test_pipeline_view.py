@@ -186,3 +186,23 @@ def test_score_curves_as_csv_have_one_row_per_frame_and_as_png_the_column_size(t
     with pytest.raises(ValueError):
         export_score_curves(scores, tmp_path / "scores.txt")
     assert math.isnan(scores["with HE"][3])  # the caller's arrays are left alone
+
+
+def test_the_search_panel_says_how_far_the_motion_prediction_moved_the_crop(qtbot):
+    tracker = _nano("nano_he").with_track_config(motion_prediction=1.0)
+    first, second = _frames()
+    tracker.init(first, (100, 80, 60, 50))
+    still = tracker.track(second)
+    assert still.pipeline.search_shift == (0.0, 0.0)  # no velocity yet: the crop is centred on the last position
+    last_centre = tracker.center.copy()
+    moved = tracker.track(second)
+    sx, sy, sw, sh = moved.search_box
+    assert moved.pipeline.search_shift == pytest.approx((sx + sw / 2 - last_centre[0], sy + sh / 2 - last_centre[1]))
+    assert any(moved.pipeline.search_shift)
+    view = PipelineView(["with HE"])
+    qtbot.addWidget(view)
+    view.set_results({"with HE": still})
+    assert "motion prediction" not in view.panel_title("with HE", "search")
+    view.set_results({"with HE": moved})
+    dx, dy = moved.pipeline.search_shift
+    assert f"({dx:+.0f}, {dy:+.0f}) px ahead (motion prediction)" in view.panel_title("with HE", "search")

@@ -119,6 +119,8 @@ def test_bad_init_is_one_line_error(tmp_path, capsys, init, expected):
     (["--out", "{tmp}/r.h5", "--start", "20"], "--start 20 outside its 20 frames"),
     (["--out", "{tmp}/r.h5", "--frames", "0"], "--frames 0: must be at least 1"),
     (["--out", "{tmp}/r.h5", "--review-threshold", "1.5"], "must lie in 0..1"),
+    (["--out", "{tmp}/r.h5", "--set", "motion=0.5"], "'motion=0.5' is not SETTING=VALUE"),
+    (["--out", "{tmp}/r.h5", "--set", "motion_prediction=fast"], "motion_prediction needs a number"),
 ])
 def test_bad_options_are_one_line_errors(tmp_path, capsys, options, expected):
     weights = tmp_path / "w.pt"
@@ -142,3 +144,22 @@ def test_missing_source_and_bad_weights_file_are_one_line_errors(tmp_path, capsy
     assert track(folder, "--init", "1,1,5,5", "--weights", weights, "--out", tmp_path / "r.h5") == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and str(weights) in err
+
+
+@needs_dudek
+def test_set_changes_the_tracking_settings_of_the_run(weights, tmp_path, monkeypatch):
+    from model.tracking.tracker import Tracker
+
+    used = []
+    original = Tracker.init
+
+    def init(self, frame, box):
+        used.append(self.config.track)
+        return original(self, frame, box)
+
+    monkeypatch.setattr(Tracker, "init", init)
+    for settings, expected in ((None, (0.0, 0.0)), ("motion_prediction=0.5&he_rerank=0.25", (0.5, 0.25))):
+        extra = ["--set", settings] if settings else []
+        assert track(DUDEK, "--init", first_box(DUDEK), "--weights", weights, "--out", tmp_path / "r.h5",
+                     "--frames", 2, "--backend", "eager", *extra) == 0
+        assert (used[-1].motion_prediction, used[-1].he_rerank) == expected

@@ -130,6 +130,35 @@ def test_the_peak_cell_maps_back_to_the_target_in_frame_pixels(net, monkeypatch,
     assert best.label == "positive" and best.iou == pytest.approx(1.0)
 
 
+@pytest.mark.parametrize("motion_prediction", [0.0, 0.5, 1.0])
+def test_motion_prediction_leads_the_search_crop_by_the_smoothed_velocity(net, monkeypatch, motion_prediction):
+    from model.tracking.tracker import VELOCITY_SMOOTHING
+
+    config = Config(network=net.config, track=TrackConfig(window_influence=0.0, penalty_k=0.0, size_lr=0.0,
+                                                          motion_prediction=motion_prediction))
+    tracker = Tracker(net, config)
+    initial = (300.0, 200.0, 40.0, 60.0)
+    scale = INSTANCE / _window_side(*initial[2:])  # size_lr 0: every crop has this scale
+    w, h = initial[2] * scale, initial[3] * scale
+    # the peak two cells right of and one below the crop centre: the target moves every frame
+    centre_cell = net.sizes.score_size // 2
+    monkeypatch.setattr(net, "track", _peaked_track(net, (centre_cell + 1, centre_cell + 2), (w / 2, h / 2, w / 2, h / 2),
+                                                    (w, h)))
+    for start in (initial, (200.0, 150.0, 40.0, 60.0)):  # a second init forgets the first run's velocity
+        tracker.init(_textured_frame(), start)
+        centre = np.array([start[0] + start[2] / 2, start[1] + start[3] / 2])
+        velocity = np.zeros(2)
+        for index in range(4):
+            result = tracker.track(_textured_frame(index + 1))
+            sx, sy, sw, sh = result.search_box
+            np.testing.assert_allclose([sx + sw / 2, sy + sh / 2], centre + motion_prediction * velocity, atol=1e-6)
+            x, y, bw, bh = result.box
+            new_centre = np.array([x + bw / 2, y + bh / 2])
+            velocity += VELOCITY_SMOOTHING * (new_centre - centre - velocity)
+            centre = new_centre
+        assert np.linalg.norm(velocity) > 5  # the target did move: the prediction was exercised
+
+
 # --- hard frames --------------------------------------------------------------------------
 
 def _check_result(result, width: int = WIDTH, height: int = HEIGHT) -> None:

@@ -132,6 +132,10 @@ class TrackConfig:
     by their HE embedding distance to the exemplar (beyond the paper; see
     :meth:`model.tracking.tracker.Tracker._he_rerank`);
     ``he_margin`` is the contrastive margin m the HE branch was trained with (Eq. 6).
+    ``motion_prediction`` > 0 centres each frame's search crop, and so its cosine window,
+    that fraction of the target's smoothed per-frame velocity ahead of its last position
+    (beyond the paper, which centres on the last position: 0); it helps on video with
+    large motion between frames (a low frame rate, skipped frames), not at common rates.
     """
 
     penalty_k: float = 0.04
@@ -148,6 +152,7 @@ class TrackConfig:
     he_candidates: int = 16
     he_min_ratio: float = 0.5
     he_margin: float = 2.0
+    motion_prediction: float = 0.0
 
 
 @dataclass(frozen=True)

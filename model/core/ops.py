@@ -30,7 +30,7 @@ except Exception:  # noqa: BLE001 - any failure means "not usable"
 #: ``"torch"`` when they use the plain-torch implementations of this module.
 BACKEND = "torch" if _torchvision_ops is None else "torchvision"
 
-__all__ = ["BACKEND", "box_iou", "nms", "nms_torch", "roi_align", "roi_align_torch"]
+__all__ = ["BACKEND", "box_iou", "greedy_keep", "nms", "nms_torch", "roi_align", "roi_align_torch"]
 
 
 def box_iou(boxes_a: Tensor, boxes_b: Tensor) -> Tensor:
@@ -69,17 +69,26 @@ def nms_torch(boxes: Tensor, scores: Tensor, iou_threshold: float) -> Tensor:
         ``int64 [K']`` indices into ``boxes`` of the kept boxes, by decreasing score.
     """
     order = torch.sort(scores, descending=True, stable=True).indices
-    # The greedy pass is inherently sequential; run it on a host copy of the
-    # thresholded IoU matrix so each step is a cheap numpy row operation.
     overlaps = (box_iou(boxes[order], boxes[order]) > iou_threshold).cpu().numpy()
-    suppressed = np.zeros(len(order), dtype=bool)
+    return order[torch.as_tensor(greedy_keep(overlaps), dtype=torch.long, device=order.device)]
+
+
+def greedy_keep(overlaps: np.ndarray) -> list[int]:
+    """The greedy pass of NMS: ``overlaps`` is the ``[K, K]`` bool matrix "box i overlaps
+    box j above the threshold" of boxes in decreasing score order; returns the ranks kept,
+    each suppressing the later ones it overlaps.
+
+    The pass is inherently sequential, so it runs on a host array, each step a cheap
+    numpy row operation.
+    """
+    suppressed = np.zeros(len(overlaps), dtype=bool)
     kept = []
-    for rank in range(len(order)):
+    for rank in range(len(overlaps)):
         if suppressed[rank]:
             continue
         kept.append(rank)
         suppressed |= overlaps[rank]
-    return order[torch.as_tensor(kept, dtype=torch.long, device=order.device)]
+    return kept
 
 
 def _bilinear_matrix(

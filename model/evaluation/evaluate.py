@@ -171,7 +171,8 @@ def tracker_factory(name: str, *, nanotrack_dir: str | Path | None = None) -> Ca
             raise InputError(f"{weights}: no such weights file (tracker {name!r})")
         from model.tracking.tracker import Tracker  # torch loads only when an HNSE model is asked for
 
-        tracker = Tracker.from_checkpoint(weights, inspect=False)
+        # trackers run one after another, so each has the CPUs to itself
+        tracker = Tracker.from_checkpoint(weights, inspect=False, exclusive=True)
         if overrides:
             tracker = tracker.with_track_config(**track_overrides(overrides, name))
         return lambda: tracker

@@ -297,12 +297,14 @@ class OnnxBackend:
     """The exported search branch on ONNX Runtime's CPU provider.
 
     ``threads`` (default: torch's thread count) sets ONNX Runtime's intra-op threads, so
-    the backend uses the same cores torch would; they do not spin while idle.
+    the backend uses the same cores torch would. ``exclusive``: this network is the only
+    one the process runs at a time (the command line's track, eval, tune), so idle
+    workers may spin for the next operator instead of sleeping.
     """
 
     name = "onnx"
 
-    def __init__(self, net, threads: int | None = None, cache_dir: Path | None = None):
+    def __init__(self, net, threads: int | None = None, cache_dir: Path | None = None, exclusive: bool = False):
         import onnxruntime
 
         if net.grid.device.type != "cpu":
@@ -312,10 +314,11 @@ class OnnxBackend:
         options.intra_op_num_threads = threads or torch.get_num_threads()
         options.inter_op_num_threads = 1
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # Idle workers sleep instead of spinning: each session has its own pool, and a
-        # spinning pool starves the next session's (the application runs two models per
-        # frame: 140 ms a frame pair spinning, 35 ms not, for 14 -> 16 ms on one model).
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # Each session has its own pool, and a spinning pool starves the next session's:
+        # the application runs two models per frame (a pair of HNSE-Nano passes, 2 threads:
+        # 13.4 ms spinning, 7.9 ms not), so workers sleep unless the network runs alone,
+        # where spinning saves a wake-up per operator (one pass: 4.8 -> 3.7 ms).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if exclusive else "0")
         self.session = onnxruntime.InferenceSession(cached_onnx(net, cache_dir), options,
                                                     providers=["CPUExecutionProvider"])
         self.embedding_session = (None if net.embedding is None else onnxruntime.InferenceSession(
@@ -354,8 +357,9 @@ class OnnxBackend:
         return torch.from_numpy(self.embedding_session.run(None, feeds)[0])
 
 
-def make_backend(net, name: str = "eager", threads: int | None = None):
-    """The backend called ``name`` (one of :data:`BACKENDS`, and of ``net.backends``) for ``net``."""
+def make_backend(net, name: str = "eager", threads: int | None = None, exclusive: bool = False):
+    """The backend called ``name`` (one of :data:`BACKENDS`, and of ``net.backends``) for ``net``;
+    ``exclusive``: the process runs no other network meanwhile (see :class:`OnnxBackend`)."""
     if name in BACKENDS and name not in net.backends:
         raise InputError(f"the {name} backend cannot run {type(net).__name__} (it runs: {', '.join(net.backends)})")
     if name == "eager":
@@ -363,5 +367,5 @@ def make_backend(net, name: str = "eager", threads: int | None = None):
     if name == "torch":
         return TorchBackend(net)
     if name == "onnx":
-        return OnnxBackend(net, threads)
+        return OnnxBackend(net, threads, exclusive=exclusive)
     raise InputError(f"unknown inference backend {name!r} (expected one of {', '.join(BACKENDS)})")

@@ -41,7 +41,9 @@ class Pipeline:
     ``exemplar_box`` (x, y, w, h) the target in exemplar pixels; ``fusion_weights`` maps
     ``score``/``centerness``/``ltrb`` to the softmax level weights of Eq. 9 (None for a
     one-level network); ``best_cell`` (row, col) is the arg-max of the final map and
-    ``box_in_search`` the decoded box (x, y, w, h) in search-crop pixels.
+    ``box_in_search`` the decoded box (x, y, w, h) in search-crop pixels;
+    ``search_shift`` (dx, dy) how far, in frame pixels, the search crop's centre lies
+    ahead of the target's last position (the motion prediction; (0, 0) when off).
     """
 
     exemplar: np.ndarray
@@ -50,6 +52,7 @@ class Pipeline:
     fusion_weights: dict[str, list[float]] | None
     best_cell: tuple[int, int]
     box_in_search: Box
+    search_shift: tuple[float, float] = (0.0, 0.0)
 
 
 @dataclass

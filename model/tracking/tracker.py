@@ -20,12 +20,15 @@ from model.core.config import Config, NetworkConfig
 from model.core.errors import InputError
 from model.core.geometry import CropWindow, context_size, map_rect
 from model.tracking.inference import make_backend
-from model.core.ops import box_iou, nms
+from model.core.ops import box_iou, greedy_keep, nms
 from model.tracking.result import Candidate, Pipeline, TrackResult
 from model.network.targets import decode_ltrb
 
 
 LEVEL_MAPS = ("level2", "level3", "level4")
+# weight of the newest displacement in the velocity estimate (TrackConfig.motion_prediction):
+# half, so one jump to a look-alike moves the next crop by at most half of it
+VELOCITY_SMOOTHING = 0.5
 # embed_dist is computed on the best-scoring cells only (see Tracker._embedding_map).
 EMBED_MAX_CELLS = 32
 EMBED_MIN_FRACTION = 0.1
@@ -84,22 +87,24 @@ class Tracker:
         self.window /= self.window.max()
         self.center = np.zeros(2)
         self.size = np.zeros(2)
+        self.velocity = np.zeros(2)  # smoothed centre displacement a frame, frame pixels
         self.frame_size = (0, 0)
 
     # --- construction ------------------------------------------------------------------
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "cpu", inspect: bool = True,
-                        backend: str | None = None) -> "Tracker":
+                        backend: str | None = None, exclusive: bool = False) -> "Tracker":
         """The tracker of a weights file; ``backend`` defaults to
-        the network's ``cpu_backend`` on the CPU and ``"torch"`` elsewhere."""
+        the network's ``cpu_backend`` on the CPU and ``"torch"`` elsewhere; ``exclusive``:
+        the process runs no other network while this one tracks (see :func:`make_backend`)."""
         from model.network import load_network
 
         net, config, _ = load_network(path, device)
         if backend is None:
             on_cpu = torch.device(device).type == "cpu"
             backend = net.cpu_backend if on_cpu else ("torch" if "torch" in net.backends else "eager")
-        return cls(net, config, inspect, backend)
+        return cls(net, config, inspect, make_backend(net, backend, exclusive=exclusive))
 
     @classmethod
     def random(cls, backbone: str = "efficientnet_lite0", he_head: bool = True, seed: int = 0,
@@ -115,7 +120,9 @@ class Tracker:
     # --- tracking ----------------------------------------------------------------------
 
     def _tensor(self, image: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(image).to(self.device).permute(2, 0, 1)[None].float()
+        """(1, 3, H, W) float32 of an (H, W, 3) uint8 crop, contiguous: one copy, which
+        the ONNX backend then passes on without another."""
+        return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)[None], dtype=np.float32)).to(self.device)
 
     def init(self, frame: np.ndarray, box) -> None:
         """Crop the exemplar around ``box`` (x, y, w, h in frame pixels) and cache it."""
@@ -129,6 +136,7 @@ class Tracker:
         self.frame_size = (width, height)
         self.center = np.array([x + w / 2, y + h / 2])
         self.size = np.array([w, h])
+        self.velocity = np.zeros(2)
         self.channel_mean = frame.reshape(-1, 3).mean(axis=0)
         net_config = self.net.config
         window = CropWindow(self.center[0], self.center[1],
@@ -147,7 +155,9 @@ class Tracker:
         height, width = frame.shape[:2]
         self.frame_size = (width, height)
         s_z = context_size(self.size[0], self.size[1], cfg.context_amount)
-        window = CropWindow(self.center[0], self.center[1], s_z * net_config.instance_size / net_config.exemplar_size,
+        shift = cfg.motion_prediction * self.velocity
+        predicted = self.center + shift
+        window = CropWindow(predicted[0], predicted[1], s_z * net_config.instance_size / net_config.exemplar_size,
                             net_config.instance_size)
         search = window.extract(frame, self.channel_mean)
         out = self.backend.track(self._tensor(search))
@@ -191,7 +201,8 @@ class Tracker:
             result.pipeline = Pipeline(
                 exemplar=self.exemplar, exemplar_box=self.exemplar_box, search=search,
                 fusion_weights=self._fusion_weights(), best_cell=(int(best[0]), int(best[1])),
-                box_in_search=(float(bx0), float(by0), float(bx1 - bx0), float(by1 - by0)))
+                box_in_search=(float(bx0), float(by0), float(bx1 - bx0), float(by1 - by0)),
+                search_shift=(float(shift[0]), float(shift[1])))
         return result
 
     def _fusion_weights(self) -> dict[str, list[float]] | None:
@@ -220,26 +231,33 @@ class Tracker:
         cfg = self.config.track
         if cfg.he_rerank <= 0 or out["embedding_features"] is None or self.net._exemplar_vector is None:
             return None
-        flat = torch.from_numpy(final.reshape(-1))
-        order = flat.argsort(descending=True)[:cfg.he_candidates]
-        raw = torch.from_numpy(np.nan_to_num(score).reshape(-1))[order]
+        # numpy on these few cells: torch's per-call overhead would cost more than the work
+        order = np.argsort(-final.reshape(-1), kind="stable")[:cfg.he_candidates]
+        raw = np.nan_to_num(score.reshape(-1)[order])
         order = order[raw >= cfg.he_min_ratio * raw.max()]
-        cell_boxes = boxes.reshape(4, -1).T[order].float().cpu()
-        kept = nms(cell_boxes, flat[order], cfg.hardneg_iou)
-        factor = torch.zeros(final.size)
+        flat_boxes = boxes.reshape(4, -1).T
+        cell_boxes = flat_boxes[torch.from_numpy(order).to(flat_boxes.device)]
+        # NMS over the candidates, already in decreasing order, on one IoU matrix that
+        # then also gives each candidate its object
+        overlaps = np.nan_to_num(box_iou(cell_boxes, cell_boxes).float().cpu().numpy())
+        kept = greedy_keep(overlaps > cfg.hardneg_iou)
+        factor = np.zeros(final.size, dtype=np.float32)
         if len(kept) == 1:  # one object: nothing to decide between, and no embedding to compute
             factor[order] = 1.0
-            return factor.reshape(final.shape).numpy()
-        owner = box_iou(cell_boxes, cell_boxes[kept]).argmax(dim=1)  # a kept box owns itself (IoU 1)
-        distance = self.backend.embedding_distance(out["embedding_features"], boxes.reshape(4, -1).T[order[kept]])
-        object_factor = torch.exp(-cfg.he_rerank * torch.nan_to_num(distance.float().cpu(), nan=1e6) / cfg.he_margin)
+            return factor.reshape(final.shape)
+        owner = overlaps[:, kept].argmax(axis=1)  # a kept box owns itself (IoU 1)
+        distance = self.backend.embedding_distance(out["embedding_features"], cell_boxes[kept]).float().cpu().numpy()
+        object_factor = np.exp(-cfg.he_rerank * np.nan_to_num(distance, nan=1e6) / cfg.he_margin)
         factor[order] = object_factor[owner]
-        return factor.reshape(final.shape).numpy()
+        return factor.reshape(final.shape)
 
     def _update(self, center: np.ndarray, size: np.ndarray) -> None:
-        """Keep the centre inside the frame and the size between min_size and the frame."""
+        """Keep the centre inside the frame and the size between min_size and the frame;
+        smooth the centre's displacement into the velocity."""
         width, height = self.frame_size
-        self.center = np.clip(center, [0, 0], [width, height])
+        center = np.clip(center, [0, 0], [width, height])
+        self.velocity += VELOCITY_SMOOTHING * (center - self.center - self.velocity)
+        self.center = center
         min_size = self.config.track.min_size
         self.size = np.clip(size, min_size, [max(width, min_size), max(height, min_size)])
 

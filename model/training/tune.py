@@ -14,6 +14,9 @@ every 2nd to 8th source frame (``../shared/data/README.md``: at most 46 frames a
 while evaluation video runs at its native frame rate, so what those three settings learn
 on the split does not carry over; the shipped files tune only the appearance settings
 (center-ness weight, HE re-ranking) there and keep NanoTrack v3's published motion priors.
+The motion prediction (``motion_prediction``: how far ahead along the target's smoothed
+velocity the search crop is centred) is a motion prior too: its gain on the split grows
+with the stride (BENCHMARKS.md, fourth session), so the shipped files keep it off.
 """
 from __future__ import annotations
 
@@ -34,6 +37,7 @@ GRID = {
     "penalty_k": (0.05, 0.15, 0.3),
     "size_lr": (0.2, 0.35, 0.5),
     "centerness_weight": (0.0, 0.5, 1.0),
+    "motion_prediction": (0.0, 0.25, 0.5, 0.75),
 }
 HE_GRID = {"he_rerank": (0.0, 0.25, 0.5, 1.0)}  # only for networks with an HE head
 
@@ -122,7 +126,7 @@ def tune_weights(weights: str | Path, sequences: list[Sequence], max_frames: int
                  settings: tuple[str, ...] | None = None) -> dict:
     """Tune on ``sequences``, each also tracked from ``restarts - 1`` later frames
     (:func:`~model.evaluation.evaluate.restart_segments`: a steadier AUC than one pass)."""
-    tracker = Tracker.from_checkpoint(weights)
+    tracker = Tracker.from_checkpoint(weights, exclusive=True)
     best, auc = tune(tracker, restart_segments(sequences, restarts, max_frames), max_frames=max_frames, log=log,
                      min_gain=min_gain, settings=settings)
     write_track_config(weights, best, {"success_auc": auc, "sequences": [s.name for s in sequences],
