@@ -273,6 +273,36 @@ def test_adapter_starts_as_identity_and_carries_the_losses_to_the_frozen_heads_i
     assert adapter_ids <= {id(p) for p in make_optimizer(adapted, train).param_groups[0]["params"]}
 
 
+@needs_weights
+def test_distillation_anchors_the_adapted_score_to_nanotrack_v3():
+    """lambda_distill: zero while the adapter is the identity, positive once it changes the
+    score, its gradient reaching the adapter; refused for a network with no teacher."""
+    from dataclasses import replace
+
+    from model.network.losses import distill_loss
+    from model.training.train import freeze_modules
+
+    net, config = _nano()
+    adapted = build_network(replace(config.network, adapter_channels=16))
+    adapted.load_state_dict(net.state_dict(), strict=False)
+    train = TrainConfig(frozen=("ban_head",), lambda_score=0, lambda_centerness=0, lambda_reg=0, lambda_contra=0,
+                        lambda_distill=1.0)
+    freeze_modules(adapted, train.frozen)
+    adapted.train()
+    batch = _batch()
+    assert float(adapted(batch, train, torch.Generator().manual_seed(0))["distill"].detach()) == pytest.approx(0, abs=1e-6)
+    with torch.no_grad():
+        adapted.adapter.expand.weight.normal_(0, 0.5)
+    terms = adapted(batch, train, torch.Generator().manual_seed(0))
+    assert float(terms["distill"]) > 1e-3 and float(terms["total"]) == pytest.approx(float(terms["distill"]))
+    terms["total"].backward()
+    assert adapted.adapter.expand.weight.grad.abs().sum() > 0
+    logits = torch.randn(2, 2, 15, 15)
+    assert float(distill_loss(logits, logits)) == pytest.approx(0, abs=1e-5)
+    with pytest.raises(InputError, match="lambda_distill"):
+        net(batch, train, torch.Generator().manual_seed(0))
+
+
 def test_he_rerank_groups_boxes_overlapping_more_than_t_l_into_one_object():
     """Boxes around one target (IoU above T_l) are one object: nothing to re-rank, no embedding run."""
     from dataclasses import replace

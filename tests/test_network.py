@@ -70,7 +70,7 @@ def test_every_map_has_the_documented_shape(nets, backbone):
              "search_box": torch.tensor([[100.0, 110, 150, 140], [30, 40, 90, 120]])}
     with torch.no_grad():
         terms = net(batch, TrainConfig(), torch.Generator().manual_seed(0))
-    assert set(terms) == {"score", "centerness", "reg", "contra", "total", "num_pos"}
+    assert set(terms) == {"score", "centerness", "reg", "contra", "distill", "total", "num_pos"}
     for name, value in terms.items():
         assert value.shape == () and math.isfinite(float(value)), name
     assert float(terms["contra"]) > 0

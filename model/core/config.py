@@ -66,7 +66,11 @@ class TrainConfig:
     """Training schedule and loss weights (Sec. 3.4, 4.1; Eq. 8).
 
     The paper's values are the defaults; ``lambda_contra = 0`` gives the model
-    "without HE". ``num_rois`` is k positives + k hard negatives + the ground truth.
+    "without HE". ``lambda_distill`` > 0 (beyond the paper; HNSE-Nano with an adapter)
+    adds the KL divergence of the score map from the frozen NanoTrack v3's and the IoU
+    loss (Eq. 7) of the boxes against v3's at the positive cells, so that what
+    the adapter learns from our data does not unlearn what six datasets taught.
+    ``num_rois`` is k positives + k hard negatives + the ground truth.
     ``frozen`` names top-level modules never trained (HNSE-Nano keeps NanoTrack v3's
     trained ``ban_head``); the backbone follows ``unfreeze_epoch``. ``validation`` names
     whole training sequences held out of training, on which steps and tracking settings
@@ -94,6 +98,7 @@ class TrainConfig:
     lambda_centerness: float = 1.0
     lambda_reg: float = 1.0
     lambda_contra: float = 0.1
+    lambda_distill: float = 0.0
     focal_alpha: float = 0.25
     focal_gamma: float = 2.0
     contrastive_margin: float = 2.0

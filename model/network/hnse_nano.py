@@ -72,18 +72,33 @@ class HNSENanoNet(SiameseNetwork):
         if config.pretrained and config.backbone_weights:
             load_nanotrack_v3(self.backbone, self.ban_head, config.backbone_weights)
 
-    def features(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Trunk output (B, 96, ceil(H/16), ...), through the adapter when there is one,
-        and, with an HE head, Cat(block 7, that output)."""
+    def _trunk(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Trunk output (B, 96, ceil(H/16), ...) and, with an HE head, block 7's."""
         frozen = not any(p.requires_grad for p in self.backbone.parameters())
         with torch.set_grad_enabled(torch.is_grad_enabled() and not frozen):
             if self.embedding is None:
-                out, tap = self.backbone(images), None
-            else:
-                out, (tap,) = self.backbone(images, taps=(EMBED_TAP,))
+                return self.backbone(images), None
+            out, (tap,) = self.backbone(images, taps=(EMBED_TAP,))
+            return out, tap
+
+    def features(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Trunk output, through the adapter when there is one, and, with an HE head,
+        Cat(block 7, that output)."""
+        out, tap = self._trunk(images)
         if self.adapter is not None:
             out = self.adapter(out)
         return out, None if tap is None else torch.cat([tap, out], dim=1)
+
+    @torch.no_grad()
+    def teacher_outputs(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor] | None:
+        """With an adapter: the score logits and ltrb of the frozen trunk and head without
+        it, i.e. of NanoTrack v3 (the adapter starts as the identity)."""
+        if self.adapter is None:
+            return None
+        template, _ = self._trunk(batch["template"])
+        search, _ = self._trunk(batch["search"])
+        out = self.ban_head(self.ban_head.template(template), search)
+        return {"score": out["score"], "ltrb": out["ltrb"]}
 
     def _head(self, kernels, search: torch.Tensor) -> dict[str, torch.Tensor]:
         out = self.ban_head(kernels, search)

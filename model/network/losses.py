@@ -66,6 +66,15 @@ def contrastive_loss(distances: torch.Tensor, labels: torch.Tensor, margin: floa
     return per_roi.mean()
 
 
+def distill_loss(score_logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
+    """Beyond the paper: KL(teacher || student) of the 2-way softmax of every cell, summed
+    over cells (divide by N_p, as the other terms). Both (B, 2, S, S) logits; the teacher's
+    carry no gradient."""
+    teacher = torch.log_softmax(teacher_logits.detach(), dim=1)
+    student = torch.log_softmax(score_logits, dim=1)
+    return (teacher.exp() * (teacher - student)).sum()
+
+
 def total_loss(terms: dict[str, torch.Tensor], lambdas: tuple[float, float, float, float]) -> torch.Tensor:
     """Eq. 8: L = l1 L_sco + l2 L_cen + l3 L_reg + l4 L_contra."""
     l1, l2, l3, l4 = lambdas

@@ -17,7 +17,8 @@ import torch
 from torch import nn
 
 from model.core.config import TrainConfig
-from model.network.losses import centerness_loss, contrastive_loss, focal_loss, iou_loss, total_loss
+from model.core.errors import InputError
+from model.network.losses import centerness_loss, contrastive_loss, distill_loss, focal_loss, iou_loss, total_loss
 from model.network.hard_negative import ExemplarDistance, select_rois
 from model.network.targets import assign_targets, decode_ltrb
 
@@ -47,7 +48,8 @@ class SiameseNetwork(nn.Module):
 
         batch: ``template`` (B, 3, 127, 127), ``search`` (B, 3, 255, 255), ``template_box``
         and ``search_box`` (B, 4) xyxy ground truth in crop pixels. Returns ``score``,
-        ``centerness``, ``reg``, ``contra`` and ``total`` (Eq. 8) plus ``num_pos``.
+        ``centerness``, ``reg``, ``contra``, ``distill`` and ``total`` (Eq. 8, plus
+        ``lambda_distill`` x ``distill``) plus ``num_pos``.
         Focal, center-ness and IoU terms are divided by N_p, the batch's positive cells
         (clamped to 1); the contrastive term is a mean over RoIs (Eq. 6).
         """
@@ -65,10 +67,25 @@ class SiameseNetwork(nn.Module):
             terms["contra"] = self._contrastive(template_embed, search_embed, fused, batch, train, generator)
         else:
             terms["contra"] = fused["score"].new_zeros(())
+        if train.lambda_distill > 0:
+            teacher = self.teacher_outputs(batch)
+            if teacher is None:
+                raise InputError(f"train.lambda_distill needs a network with a frozen teacher (an HNSE-Nano adapter); "
+                                 f"{type(self).__name__} has none")
+            # the teacher's boxes at the positive cells, as Eq. 7 takes the ground truth's
+            terms["distill"] = (distill_loss(fused["score"], teacher["score"])
+                                + iou_loss(fused["ltrb"], teacher["ltrb"], positive)) / num_pos
+        else:
+            terms["distill"] = fused["score"].new_zeros(())
         lambdas = (train.lambda_score, train.lambda_centerness, train.lambda_reg, train.lambda_contra)
-        terms["total"] = total_loss(terms, lambdas)
+        terms["total"] = total_loss(terms, lambdas) + train.lambda_distill * terms["distill"]
         terms["num_pos"] = positive.sum().float()
         return terms
+
+    def teacher_outputs(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor] | None:
+        """``score`` (B, 2, S, S) logits and ``ltrb`` (B, 4, S, S) of the frozen network
+        this one started as, for ``train.lambda_distill``; None when there is none."""
+        return None
 
     def _contrastive(self, template_embed, search_embed, fused, batch, train, generator):
         """Eq. 6 over the RoIs chosen by :func:`select_rois` for every pair of the batch."""

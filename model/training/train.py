@@ -36,7 +36,7 @@ from model.data.pairs import PairDataset, build_sources
 from model.core.errors import InputError
 from model.network import SiameseNetwork, build_network
 
-LOSS_TERMS = ("total", "score", "centerness", "reg", "contra")
+LOSS_TERMS = ("total", "score", "centerness", "reg", "contra", "distill")
 
 
 def learning_rate(train: TrainConfig, epoch: float) -> float:
