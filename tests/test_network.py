@@ -228,3 +228,30 @@ def test_without_contrastive_term_the_he_head_gets_no_gradient(frozen_net):
     assert float(terms["contra"].detach()) > 0
     terms["total"].backward()
     assert _grad_norm(frozen_net.embedding.parameters()) > 0
+
+
+def test_centerness_over_all_cells_adds_the_cells_off_the_target(frozen_net):
+    """centerness_cells "all": Eq. 4's zero target off the box enters the BCE, so the term is
+    the positive cells' term plus the other cells' -log(1 - sigmoid(logit))."""
+    from model.network.targets import assign_targets
+
+    batch = _synthetic_pair()
+    with torch.no_grad():
+        positive_only = _loss(frozen_net, batch, TrainConfig(centerness_cells="positive"))
+        every_cell = _loss(frozen_net, batch, TrainConfig(centerness_cells="all"))
+        _, fused = frozen_net._heads(frozen_net._kernels_from(frozen_net.features(batch["template"])),
+                                     frozen_net.features(batch["search"]))
+    targets = assign_targets(frozen_net.grid, batch["search_box"])
+    off = targets.labels[0] == 0
+    num_pos = (targets.labels > 0).sum().clamp(min=1).float()
+    extra = torch.nn.functional.softplus(fused["centerness"][0, 0][off]).sum() / num_pos  # BCE with target 0
+    assert float(every_cell["centerness"]) == pytest.approx(float(positive_only["centerness"] + extra), rel=1e-5)
+    assert float(extra) > 0
+
+
+def test_an_unknown_centerness_cells_value_is_refused():
+    from model.core.config import config_from_dict
+    from model.core.errors import InputError
+
+    with pytest.raises(InputError, match="centerness_cells must be one of positive, all"):
+        config_from_dict({"train": {"centerness_cells": "negative"}})

@@ -59,6 +59,7 @@ class NetworkConfig:
 
 
 LABEL_ASSIGNMENTS = ("box", "ellipse")
+CENTERNESS_CELLS = ("positive", "all")
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,9 @@ class TrainConfig:
     ``label_assignment`` is ``"box"`` (the paper's Eq. 2: every cell inside the ground
     truth is positive) or ``"ellipse"`` (the labels NanoTrack v3's head was trained with,
     :func:`model.network.targets.assign_targets`), for fine-tuning that head's features.
+    ``centerness_cells`` is ``"positive"`` (the BCE of Sec. 3.4 over the positive cells, as
+    FCOS trains it) or ``"all"`` (Eq. 4 read literally: every other cell's target is 0, so
+    the branch also learns to damp the cells off the target, look-alikes' included).
     """
 
     epochs: int = 20
@@ -123,6 +127,7 @@ class TrainConfig:
     validate_every: int = 0
     datasets: tuple[dict, ...] = ()
     label_assignment: str = "box"
+    centerness_cells: str = "positive"
 
 
 @dataclass(frozen=True)
@@ -283,6 +288,9 @@ def config_from_dict(data: dict, source: str = "config") -> Config:
     if config.train.label_assignment not in LABEL_ASSIGNMENTS:
         raise InputError(f"{source}: train.label_assignment must be one of {', '.join(LABEL_ASSIGNMENTS)}, "
                          f"got {config.train.label_assignment!r}")
+    if config.train.centerness_cells not in CENTERNESS_CELLS:
+        raise InputError(f"{source}: train.centerness_cells must be one of {', '.join(CENTERNESS_CELLS)}, "
+                         f"got {config.train.centerness_cells!r}")
     try:
         derive_sizes(config.network)
     except InputError as error:

@@ -34,7 +34,8 @@ def focal_loss(score_logits: torch.Tensor, labels: torch.Tensor, alpha: float = 
 
 def centerness_loss(centerness_logits: torch.Tensor, centerness_targets: torch.Tensor,
                     positive: torch.Tensor) -> torch.Tensor:
-    """BCE on center-ness (Sec. 3.4) over positive cells, summed. Shapes (B, 1|_, S, S)."""
+    """BCE on center-ness (Sec. 3.4) over the cells ``positive`` marks (the positive
+    cells, or all of them: ``TrainConfig.centerness_cells``), summed. Shapes (B, 1|_, S, S)."""
     logits = centerness_logits.reshape(centerness_targets.shape)[positive]
     return F.binary_cross_entropy_with_logits(logits, centerness_targets[positive], reduction="sum")
 

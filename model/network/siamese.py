@@ -60,7 +60,9 @@ class SiameseNetwork(nn.Module):
         num_pos = positive.sum().clamp(min=1).float()
         terms = {
             "score": focal_loss(fused["score"], targets.labels, train.focal_alpha, train.focal_gamma) / num_pos,
-            "centerness": centerness_loss(fused["centerness"], targets.centerness, positive) / num_pos,
+            "centerness": centerness_loss(fused["centerness"], targets.centerness,
+                                          positive if train.centerness_cells == "positive"
+                                          else torch.ones_like(positive)) / num_pos,
             "reg": iou_loss(fused["ltrb"], targets.ltrb, positive) / num_pos,
         }
         if self.embedding is not None and train.lambda_contra > 0:
