@@ -48,6 +48,7 @@ from hnse_gui.worker import RunEnd, VariantSpec
 from model.tracking.result import TrackResult
 
 MODEL_LOAD_DELAY_MS = 300
+PREDICTED_MOTION = 0.5  # Track › Predict motion: the validation split's value for nano_he (BENCHMARKS.md, "Fourth session")
 PIPELINE_DOCK_WIDTH = 560  # two variant columns of crops and maps, and the "why this box" table
 DONE_KEYS = (QtCore.Qt.Key_Return, QtCore.Qt.Key_Enter, QtCore.Qt.Key_Escape)
 
@@ -292,6 +293,12 @@ class MainWindow(QtWidgets.QMainWindow):
         self.act_track_all_back = a("Track all tracks back&ward", lambda: self.start_tracking_all(-1),
                                     "Ctrl+Shift+T", "Track every track with a box on this frame backward")
         self.act_stop = a("&Stop tracking", self.stop_tracking, "Esc", "Stop tracking (or leave \"new box\" mode)")
+        self.act_predict_motion = a("&Predict motion (low frame rate)", self._toggle_predict_motion, None,
+                                    "Centre each frame's search ahead along the target's course: for video "
+                                    "with large motion between frames (a low frame rate, skipped frames)",
+                                    checkable=True)
+        self.act_predict_motion.setChecked(self.settings.value("track/predict_motion", False, type=bool))
+        self._toggle_predict_motion(self.act_predict_motion.isChecked())
 
         self.act_zoom_in = a("Zoom in", lambda: self.frame_view.zoom(1.25), ["+", "="])
         self.act_zoom_out = a("Zoom out", lambda: self.frame_view.zoom(0.8), "-")
@@ -333,7 +340,7 @@ class MainWindow(QtWidgets.QMainWindow):
                           self.act_first, self.act_last, self.act_goto, None, self.act_next_key,
                           self.act_prev_key, self.act_next_flag, self.act_prev_flag],
             "&Track": [self.act_track_fwd, self.act_track_back, self.act_track_all_fwd, self.act_track_all_back,
-                       self.act_stop],
+                       self.act_stop, None, self.act_predict_motion],
             "&View": [self.act_zoom_in, self.act_zoom_out, self.act_fit, None, self.act_final,
                       self.act_levels, self.act_candidates, self.act_overlay, self.act_reference,
                       self.act_pipeline, None, self.act_keep_maps],
@@ -500,6 +507,15 @@ class MainWindow(QtWidgets.QMainWindow):
         return self.views.current_results()
 
     # ================================================================ document settings on the toolbar and menus
+
+    def _toggle_predict_motion(self, on: bool) -> None:
+        """The HNSE variants' motion prediction for the next runs (off: the weights' own
+        setting, which the shipped files leave off; BENCHMARKS.md, "Fourth session")."""
+        self.settings.setValue("track/predict_motion", bool(on))
+        if on:
+            self.runs.track_settings["motion_prediction"] = PREDICTED_MOTION
+        else:
+            self.runs.track_settings.pop("motion_prediction", None)
 
     def _toggle_keep_maps(self, keep: bool) -> None:
         if self.document is not None:

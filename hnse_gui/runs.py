@@ -61,6 +61,7 @@ class TrackingRuns(QtCore.QObject):
         self.undo_stack = undo_stack
         self.variants = list(variants)
         self.models_ready = False
+        self.track_settings: dict[str, float] = {}  # the model variants' tracking settings for the next runs
         self._run_counter = 0
         self.tracking = TrackingThread(torch_threads, parent=self)
         self.tracking.worker.stepped.connect(self._step)
@@ -148,7 +149,8 @@ class TrackingRuns(QtCore.QObject):
         request = RunRequest(run_id=self._run_counter, tracks=tuple(starts), start_frame=frame,
                              direction=1 if direction > 0 else -1, max_frames=max_frames,
                              score_threshold=document.review_threshold,
-                             trackers=tuple(self.tracker_choice.currentData() or ()))
+                             trackers=tuple(self.tracker_choice.currentData() or ()),
+                             track_settings=tuple(sorted(self.track_settings.items())))
         session.run = ActiveRun(request, {track_id: document.get_range(track_id, low, high) for track_id in track_ids})
         self.progress.setRange(0, max_frames or 0)
         self.progress.setValue(0)

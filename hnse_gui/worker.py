@@ -80,7 +80,9 @@ class RunRequest:
     of the video). A track stops by itself after a frame whose first-tracker score is
     below ``score_threshold``; the others go on. ``trackers`` names the trackers that
     run (model variants or :data:`OTHER_TRACKERS`), the first one's boxes becoming the
-    track's; empty: every model variant.
+    track's; empty: every model variant. ``track_settings`` (``TrackConfig`` field, value)
+    pairs change the model variants' tracking settings for this run only (e.g. the
+    motion prediction for video with large motion between frames).
     """
 
     run_id: int
@@ -90,6 +92,7 @@ class RunRequest:
     max_frames: int | None = None
     score_threshold: float = 0.0
     trackers: tuple[str, ...] = ()
+    track_settings: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass
@@ -219,7 +222,8 @@ class TrackingWorker(QtCore.QObject):
         if not self._specs:
             return end("error", request.start_frame, "no model is loaded")
         names = request.trackers or tuple(spec.name for spec in self._specs)
-        instances = {name: self._instances(name, len(request.tracks)) for name in names}
+        instances = {name: [self._with_settings(tracker, request.track_settings)
+                            for tracker in self._instances(name, len(request.tracks))] for name in names}
         going = [RunningTrack(start, {name: instances[name][i] for name in names})
                  for i, start in enumerate(request.tracks)]
         frame_count = len(self._source)
@@ -279,6 +283,14 @@ class TrackingWorker(QtCore.QObject):
         from model.evaluation.evaluate import make_tracker
 
         return make_tracker(OTHER_TRACKERS[name])
+
+    @staticmethod
+    def _with_settings(tracker, settings: tuple[tuple[str, float], ...]):
+        """``tracker`` with the run's tracking settings (sharing its network and state
+        holder); OpenCV's trackers have none to change."""
+        if not settings or not hasattr(tracker, "with_track_config"):
+            return tracker
+        return tracker.with_track_config(**dict(settings))
 
     @staticmethod
     def _init_all(trackers: dict[str, object], frame, box: Box) -> None:

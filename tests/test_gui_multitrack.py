@@ -158,3 +158,29 @@ def test_track_all_needs_a_track_with_a_box_on_this_frame(qtbot, window):
     assert window.statusBar().currentMessage() == "no track has a box on this frame to start from"
     listed = {text: keys for rows in window.shortcut_table().values() for text, keys in rows}
     assert listed["Track all tracks forward"] == "Ctrl+T" and listed["Track all tracks backward"] == "Ctrl+Shift+T"
+
+
+def test_predict_motion_centres_the_search_ahead_for_the_next_runs_and_is_remembered(qtbot, make_window, window):
+    from hnse_gui.main_window import PREDICTED_MOTION
+    from model.tracking.tracker import VELOCITY_SMOOTHING
+
+    document = window.document
+    track_id = window.current_track
+    assert not window.act_predict_motion.isChecked()
+    track(qtbot, window, +1, 3)
+    assert window.current_results()["with HE"].pipeline.search_shift == (0.0, 0.0)  # off: centred on the last box
+
+    window.act_undo.trigger()
+    window.set_frame(0)
+    window.act_predict_motion.trigger()
+    end = track(qtbot, window, +1, 6)
+    assert end.frames_done == 6 and window.frame_index == 6
+    boxes = document.track(track_id).boxes[:7]
+    centres = boxes[:, :2] + boxes[:, 2:] / 2
+    velocity = np.zeros(2)
+    for before, after in zip(centres[:-2], centres[1:-1]):  # what the tracker knew when it cropped frame 6
+        velocity += VELOCITY_SMOOTHING * (after - before - velocity)
+    shift = window.current_results()["with HE"].pipeline.search_shift
+    assert shift == pytest.approx(tuple(PREDICTED_MOTION * velocity), abs=1e-3)
+    assert np.abs(shift).max() > 0
+    assert make_window().act_predict_motion.isChecked()  # the next session starts with it on
