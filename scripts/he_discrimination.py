@@ -15,7 +15,10 @@ cue the frame is "right" when the target candidate ranks above every hard negati
 * ``embed_memory`` / ``trunk_memory``: the same vectors, but the distance to the nearest
   of the exemplar and the ground-truth boxes of all earlier frames, minus the distance
   to the nearest hard negative of earlier frames: an upper bound for an online memory,
-  since its labels come from the ground truth.
+  since its labels come from the ground truth;
+* ``embed_first`` / ``trunk_first``: the distance to the exemplar minus the distance to
+  the nearest hard negative of the first frame (cropped around the first box), the one
+  frame whose labels a tracker knows for certain (``first_negatives`` counts them).
 """
 from __future__ import annotations
 
@@ -31,7 +34,7 @@ from model.network.hnse_nano import EMBED_TAP
 from model.network.targets import decode_ltrb
 from model.tracking.tracker import Tracker, scale_penalty
 
-CUES = ("score", "final", "embed", "trunk", "embed_memory", "trunk_memory")
+CUES = ("score", "final", "embed", "trunk", "embed_memory", "trunk_memory", "embed_first", "trunk_first")
 
 
 def _rois(boxes: torch.Tensor) -> torch.Tensor:
@@ -57,9 +60,28 @@ def cosine(a, b):
     return 1 - a @ b.T
 
 
+def candidates(tracker: Tracker, frame, around, truth_box):
+    """The frame cropped around box ``around`` (x, y, w, h); returns the network's outputs,
+    every cell's box, the crop window, the candidates (NMS-kept cells, decreasing score)
+    and their IoU with ``truth_box``."""
+    net, track = tracker.net, tracker.config.track
+    size = context_size(around[2], around[3], track.context_amount)
+    window = CropWindow(around[0] + around[2] / 2, around[1] + around[3] / 2,
+                        size * net.config.instance_size / net.config.exemplar_size, net.config.instance_size)
+    out = net.track(tracker._tensor(window.extract(frame, tracker.channel_mean)))
+    score = out["score"].reshape(-1)
+    boxes = decode_ltrb(net.grid, out["ltrb"][None])[0].reshape(4, -1).T
+    gx, gy, gw, gh = window.box_to_crop(truth_box)
+    truth = torch.tensor([[gx, gy, gx + gw, gy + gh]], dtype=torch.float32)
+    order = score.argsort(descending=True)[:32]
+    order = order[score[order] >= 0.3 * score[order[0]]]
+    kept = order[nms(boxes[order], score[order], 0.3)]
+    return out, boxes, window, truth, kept, box_iou(boxes[kept], truth)[:, 0]
+
+
 def sequence_counts(tracker: Tracker, sequence) -> dict[str, int]:
     net, track = tracker.net, tracker.config.track
-    counts = dict.fromkeys(("frames", *CUES), 0)
+    counts = dict.fromkeys(("frames", "first_negatives", *CUES), 0)
     tracker.init(sequence.frames[0], sequence.boxes[0])
     x0, y0, w0, h0 = tracker.exemplar_box
     exemplar_box = torch.tensor([[x0, y0, x0 + w0, y0 + h0]], dtype=torch.float32)
@@ -67,25 +89,19 @@ def sequence_counts(tracker: Tracker, sequence) -> dict[str, int]:
     kinds = {"embed": (embed_vectors, euclidean), "trunk": (trunk_vectors, cosine)}
     positives = {k: [make(net, exemplar_features, exemplar_box)] for k, (make, _) in kinds.items()}
     negatives = {k: [] for k in kinds}
+    out, boxes, _, _, kept, iou = candidates(tracker, sequence.frames[0], sequence.boxes[0], sequence.boxes[0])
+    first_hard = kept[iou < 0.2]
+    first_negatives = {k: make(net, out["embedding_features"], boxes[first_hard]) for k, (make, _) in kinds.items()}
+    counts["first_negatives"] = len(first_hard)
     for index in range(1, len(sequence.boxes)):
         gt, previous = sequence.boxes[index], sequence.boxes[index - 1]
         if not (np.isfinite(gt).all() and np.isfinite(previous).all()):
             continue
-        size = context_size(previous[2], previous[3], track.context_amount)
-        window = CropWindow(previous[0] + previous[2] / 2, previous[1] + previous[3] / 2,
-                            size * net.config.instance_size / net.config.exemplar_size, net.config.instance_size)
-        out = net.track(tracker._tensor(window.extract(sequence.frames[index], tracker.channel_mean)))
+        out, boxes, window, truth, kept, iou = candidates(tracker, sequence.frames[index], previous, gt)
         score = out["score"].reshape(-1)
-        boxes = decode_ltrb(net.grid, out["ltrb"][None])[0].reshape(4, -1).T
-        gx, gy, gw, gh = window.box_to_crop(gt)
-        truth = torch.tensor([[gx, gy, gx + gw, gy + gh]], dtype=torch.float32)
         penalty = torch.from_numpy(scale_penalty((boxes[:, 2] - boxes[:, 0]).numpy(), (boxes[:, 3] - boxes[:, 1]).numpy(),
                                                  previous[2] * window.scale, previous[3] * window.scale, track.penalty_k))
         final = penalty * score * (1 - track.window_influence) + torch.from_numpy(tracker.window).reshape(-1) * track.window_influence
-        order = score.argsort(descending=True)[:32]
-        order = order[score[order] >= 0.3 * score[order[0]]]
-        kept = order[nms(boxes[order], score[order], 0.3)]
-        iou = box_iou(boxes[kept], truth)[:, 0]
         hard = iou < 0.2
         vectors = {k: make(net, out["embedding_features"], boxes[kept]) for k, (make, _) in kinds.items()}
         if (iou > 0.5).any() and hard.any():
@@ -100,6 +116,10 @@ def sequence_counts(tracker: Tracker, sequence) -> dict[str, int]:
                 if negatives[kind]:
                     margin = margin - distance(vectors[kind], torch.cat(negatives[kind])).min(dim=1).values
                 counts[f"{kind}_memory"] += int(margin[target] <= margin[hard].min())
+                first = to_exemplar
+                if len(first_negatives[kind]):
+                    first = first - distance(vectors[kind], first_negatives[kind]).min(dim=1).values
+                counts[f"{kind}_first"] += int(first[target] <= first[hard].min())
         for kind, (make, _) in kinds.items():  # the memory learns from the ground truth
             positives[kind].append(make(net, out["embedding_features"], truth))
             if hard.any():
@@ -112,13 +132,14 @@ def main(weights: str, folder: str, names: str) -> None:
     tracker = Tracker.from_checkpoint(weights, inspect=False, backend="eager")
     if tracker.net.embedding is None:
         raise SystemExit(f"{weights} has no HE branch")
-    total = dict.fromkeys(("frames", *CUES), 0)
+    total = dict.fromkeys(("frames", "first_negatives", *CUES), 0)
     for name in names.split(","):
         counts = sequence_counts(tracker, read_sequence(f"{folder}/{name}"))
         print(name, counts, flush=True)
         total = {k: total[k] + counts[k] for k in total}
     frames = max(total["frames"], 1)
-    print(f"{total['frames']} frames with a target candidate and a hard negative; right:",
+    print(f"{total['frames']} frames with a target candidate and a hard negative "
+          f"({total['first_negatives']} first-frame hard negatives); right:",
           ", ".join(f"{cue} {total[cue] / frames:.2f}" for cue in CUES))
 
 
