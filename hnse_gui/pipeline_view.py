@@ -72,8 +72,8 @@ def panel_title(name: str, result: TrackResult | None) -> str:
         weight = "" if not weights else f", w = {weights['score'][LEVEL_COLUMNS.index(name)]:.3f}"
         return f"level {name[-1]} score (Eq. 1){weight} (Eq. 9)"
     if name == "search" and pipeline is not None and any(pipeline.search_shift):
-        dx, dy = pipeline.search_shift
-        return f"{PANEL_TITLES[name]}, centred ({dx:+.0f}, {dy:+.0f}) px ahead (motion prediction)"
+        dx, dy = (round(v, 1) + 0.0 for v in pipeline.search_shift)  # + 0.0: no "-0.0"
+        return f"{PANEL_TITLES[name]}, centred ({dx:+.1f}, {dy:+.1f}) px ahead (motion prediction)"
     return PANEL_TITLES[name]
 
 

@@ -204,5 +204,8 @@ def test_the_search_panel_says_how_far_the_motion_prediction_moved_the_crop(qtbo
     view.set_results({"with HE": still})
     assert "motion prediction" not in view.panel_title("with HE", "search")
     view.set_results({"with HE": moved})
-    dx, dy = moved.pipeline.search_shift
-    assert f"({dx:+.0f}, {dy:+.0f}) px ahead (motion prediction)" in view.panel_title("with HE", "search")
+    dx, dy = (round(v, 1) + 0.0 for v in moved.pipeline.search_shift)
+    assert f"({dx:+.1f}, {dy:+.1f}) px ahead (motion prediction)" in view.panel_title("with HE", "search")
+    tiny = dataclasses.replace(moved, pipeline=dataclasses.replace(moved.pipeline, search_shift=(-0.01, 0.3)))
+    view.set_results({"with HE": tiny})
+    assert "(+0.0, +0.3) px ahead" in view.panel_title("with HE", "search")  # no "-0.0"
