@@ -1,7 +1,8 @@
 """Online tracking (Sec. 3.5) with pysot's contract: ``init(frame, box)``, ``track(frame)``.
 
 The exemplar is cropped once from the first frame and never updated. Each new frame is
-cropped around the last position (context padding, mean-colour fill at the borders);
+cropped around the last position (context padding, mean-colour fill at the borders; with
+``TrackConfig.motion_prediction``, ahead of it along the smoothed velocity);
 the fused foreground probability is multiplied by the center-ness, by the scale/aspect
 change penalty (Eq. 10-11) and blended with a cosine window; the arg-max cell gives the
 box decoded from its ltrb distances, whose size is smoothed with the previous one.
