@@ -256,6 +256,35 @@ def test_pipeline_pieces_explain_the_chosen_box(net, he_rerank):
     assert cx == pytest.approx(tracker.center[0], abs=1.0)
 
 
+def test_re_ranking_takes_the_distances_the_embed_dist_map_already_has(net, monkeypatch):
+    """Inspecting, the re-ranking embeds only the objects the embed_dist map left out, and
+    picks the boxes a tracker that does not inspect picks."""
+    config = Config(network=net.config, track=TrackConfig(he_rerank=1.0, he_min_ratio=0.0))
+    inspecting = Tracker(net, config, inspect=True)
+    plain = Tracker(net, config, inspect=False, backend=inspecting.backend)
+    distance = inspecting.backend.embedding_distance
+    calls = []
+    monkeypatch.setattr(inspecting.backend, "embedding_distance",
+                        lambda features, boxes: calls.append(len(boxes)) or distance(features, boxes))
+    # a map that knows every cell: the re-ranking has nothing left to embed
+    monkeypatch.setattr(inspecting, "_embedding_map", lambda features, flat_boxes, score: distance(
+        features, flat_boxes).reshape(score.shape).numpy())
+    frame = _textured_frame(3)
+    for tracker in (inspecting, plain):  # the same exemplar for both
+        tracker.init(frame, (300, 200, 40, 50))
+    plain_calls = 0
+    for shift in (4, 8, 12):
+        moved = np.roll(frame, shift, axis=1)
+        result = inspecting.track(moved)
+        assert calls == []
+        assert result.maps["embed_dist"].shape == result.maps["final"].shape
+        plain_result = plain.track(moved)
+        plain_calls += len(calls)
+        calls.clear()
+        assert plain_result.box == pytest.approx(result.box, abs=1e-3)
+    assert plain_calls > 0  # the re-ranking did need distances: it had look-alikes to tell apart
+
+
 def test_the_chosen_cell_leads_the_candidates_even_on_a_flat_map(net, monkeypatch):
     """Ties (an untrained network's flat map): the first NMS candidate is the arg-max cell."""
     size = net.sizes.score_size

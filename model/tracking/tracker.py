@@ -175,7 +175,11 @@ class Tracker:
         penalised = penalty * score * centerness ** cfg.centerness_weight
         final = penalised * (1 - cfg.window_influence) + self.window * cfg.window_influence
         final = np.nan_to_num(final, nan=0.0)
-        rerank = self._he_rerank(out, boxes, final, score)
+        # when inspecting, the embed_dist map's distances also serve the re-ranking
+        embed_dist = (self._embedding_map(out["embedding_features"], boxes.reshape(4, -1).T, score)
+                      if self.inspect and out["embedding_features"] is not None
+                      and self.net._exemplar_vector is not None else None)
+        rerank = self._he_rerank(out, boxes, final, score, embed_dist)
         if rerank is not None:
             final = final * rerank
         best = np.unravel_index(int(np.argmax(final)), final.shape)
@@ -198,7 +202,7 @@ class Tracker:
             factors = {"score": score, "centerness": centerness ** cfg.centerness_weight, "penalty": penalty,
                        "window": self.window * cfg.window_influence,
                        "he": rerank if rerank is not None else np.ones_like(final), "final": final}
-            self._inspect(result, out, boxes, final, best, centerness, window, factors)
+            self._inspect(result, out, boxes, final, best, centerness, window, factors, embed_dist)
             result.pipeline = Pipeline(
                 exemplar=self.exemplar, exemplar_box=self.exemplar_box, search=search,
                 fusion_weights=self._fusion_weights(), best_cell=(int(best[0]), int(best[1])),
@@ -213,7 +217,8 @@ class Tracker:
         with torch.no_grad():
             return {name: fusion.weights(name).cpu().tolist() for name in fusion.logits}
 
-    def _he_rerank(self, out: dict, boxes: torch.Tensor, final: np.ndarray, score: np.ndarray) -> np.ndarray | None:
+    def _he_rerank(self, out: dict, boxes: torch.Tensor, final: np.ndarray, score: np.ndarray,
+                   known: np.ndarray | None = None) -> np.ndarray | None:
         """Beyond the paper: the HE embedding used while tracking (``TrackConfig.he_rerank``).
 
         The ``he_candidates`` best cells of the final map whose raw score is at least
@@ -226,8 +231,9 @@ class Tracker:
         cells of that object are multiplied by exp(-he_rerank * d / m); every other cell
         by 0. Within one object the order of the cells is kept, so re-ranking decides
         between look-alikes without moving the box on the target; with a single object
-        above the ratio nothing changes. Returns the (S, S)
-        factors, or None when re-ranking is off or the network has no HE head.
+        above the ratio nothing changes. ``known``: (S, S) distances already computed
+        (the ``embed_dist`` map, NaN where not), which are not computed again. Returns the
+        (S, S) factors, or None when re-ranking is off or the network has no HE head.
         """
         cfg = self.config.track
         if cfg.he_rerank <= 0 or out["embedding_features"] is None or self.net._exemplar_vector is None:
@@ -247,7 +253,13 @@ class Tracker:
             factor[order] = 1.0
             return factor.reshape(final.shape)
         owner = overlaps[:, kept].argmax(axis=1)  # a kept box owns itself (IoU 1)
-        distance = self.backend.embedding_distance(out["embedding_features"], cell_boxes[kept]).float().cpu().numpy()
+        distance = np.full(len(kept), np.nan, dtype=np.float32)
+        if known is not None:
+            distance[:] = known.reshape(-1)[order[kept]]
+        missing = np.flatnonzero(np.isnan(distance))
+        if len(missing):
+            distance[missing] = self.backend.embedding_distance(
+                out["embedding_features"], cell_boxes[[kept[i] for i in missing]]).float().cpu().numpy()
         object_factor = np.exp(-cfg.he_rerank * np.nan_to_num(distance, nan=1e6) / cfg.he_margin)
         factor[order] = object_factor[owner]
         return factor.reshape(final.shape)
@@ -269,9 +281,10 @@ class Tracker:
         x1, y1 = np.minimum(self.center + self.size / 2, [width, height])
         return float(x0), float(y0), float(x1 - x0), float(y1 - y0)
 
-    def _inspect(self, result, out, boxes, final, best, centerness, window, factors) -> None:
-        """Center-ness, penalty, window, per-level, hard-negative and embedding maps, and
-        the NMS candidates with their score factors."""
+    def _inspect(self, result, out, boxes, final, best, centerness, window, factors, embed_dist) -> None:
+        """Center-ness, penalty, window, per-level and hard-negative maps, the embedding
+        map ``embed_dist`` (computed before the re-ranking, which shares it), and the NMS
+        candidates with their score factors."""
         cfg = self.config.track
         s = self.sizes.score_size
         flat_boxes = boxes.reshape(4, -1).T  # (S*S, 4)
@@ -287,9 +300,8 @@ class Tracker:
         if len(out["levels"]) == len(LEVEL_MAPS):  # a one-level network (HNSE-Nano) has no fusion to show
             for name, level in zip(LEVEL_MAPS, out["levels"]):
                 result.maps[name] = level.float().cpu().numpy()
-        if out["embedding_features"] is not None and self.net._exemplar_vector is not None:
-            result.maps["embed_dist"] = self._embedding_map(out["embedding_features"], flat_boxes,
-                                                            result.maps["score"])
+        if embed_dist is not None:
+            result.maps["embed_dist"] = embed_dist
 
         final_t = torch.from_numpy(final).reshape(-1).to(flat_boxes.device)
         # stable: among equal scores the first cell leads, the one np.argmax chose as best
