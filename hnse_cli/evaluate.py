@@ -16,6 +16,12 @@ import time
 from pathlib import Path
 
 
+def add_restarts_argument(parser: argparse.ArgumentParser, use: str) -> None:
+    """``--restarts K``, as ``eval`` and ``tune`` take it; ``use`` ends its help."""
+    parser.add_argument("--restarts", type=int, default=1, metavar="K",
+                        help=f"also track each sequence from K-1 later frames (OTB's TRE; runs named NAME@FRAME): {use}")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     # The help names what model.evaluation.evaluate accepts; importing it here would load OpenCV on every start.
     parser.add_argument("--dataset", required=True, metavar="DIR",
@@ -32,9 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="evaluate only the sequences a training config or weights file holds out for "
                              "validation (its train.validation), read from --dataset")
     parser.add_argument("--max-frames", type=int, metavar="N", help="use only the first N frames of each sequence")
-    parser.add_argument("--restarts", type=int, default=1, metavar="K",
-                        help="also track each sequence from K-1 later frames (OTB's TRE; runs named NAME@FRAME); "
-                             "the overall scores pool every run, the bootstrap averages each sequence's runs")
+    add_restarts_argument(parser, "the overall scores pool every run, the bootstrap averages each sequence's runs")
     parser.add_argument("--nanotrack-dir", metavar="DIR",
                         help="folder with NanoTrack's ONNX files for opencv:NANO (default: $HNSE_NANOTRACK_DIR, "
                              "else ../shared/data/baselines/nanotrack)")

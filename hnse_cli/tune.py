@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import sys
 
+from hnse_cli.evaluate import add_restarts_argument
+
 
 def add_arguments(parser) -> None:
     parser.add_argument("weights", help="weights file to tune (rewritten in place)")
@@ -17,9 +19,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--start", metavar="SETTING=VALUE&...",
                         help="tracking settings written into the file before tuning starts from them "
                              "(e.g. he_rerank=0: start from the paper's tracker)")
-    parser.add_argument("--restarts", type=int, default=1, metavar="K",
-                        help="also track each sequence from K-1 later frames (as eval --restarts): "
-                             "a steadier AUC to choose by")
+    add_restarts_argument(parser, "a steadier AUC to choose by")
     parser.add_argument("--settings", metavar="NAME,NAME",
                         help="tune only these (e.g. centerness_weight,he_rerank: the appearance settings; "
                              "the motion priors do not carry over from a temporally strided split)")
@@ -30,21 +30,13 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     from model.data.sequences import read_dataset
     from model.evaluation.evaluate import track_overrides
-    from model.core.errors import InputError
-    from model.training.tune import check_settings, tune_weights, validation_sequences, write_track_config
+    from model.training.tune import tune_weights, validation_sequences
 
-    # every argument is checked before --start rewrites the file
     settings = tuple(n.strip() for n in args.settings.split(",") if n.strip()) if args.settings else None
-    if settings is not None:
-        check_settings(settings)
-    if args.restarts < 1:
-        raise InputError(f"--restarts must be at least 1, got {args.restarts}")
+    start = track_overrides(args.start, args.weights) if args.start else None
     sequences = validation_sequences(args.weights, args.dataset) if args.validation else read_dataset(args.dataset)
-    if args.start:
-        write_track_config(args.weights, track_overrides(args.start, args.weights), {"start": args.start})
-
     best = tune_weights(args.weights, sequences, args.max_frames,
                         log=lambda line: print(line, file=sys.stderr, flush=True), min_gain=args.min_gain,
-                        restarts=args.restarts, settings=settings)
+                        restarts=args.restarts, settings=settings, start=start)
     print(" ".join(f"{k}={v}" for k, v in best.items()))
     return 0

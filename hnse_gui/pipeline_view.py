@@ -63,9 +63,9 @@ def shown_panels(results: dict[str, TrackResult | None]) -> tuple[str, ...]:
 
 
 def panel_title(name: str, result: TrackResult | None) -> str:
-    """The panel's title: what it shows and its equation; a level's title adds its
-    score-fusion weight w_k of Eq. 9, the search crop's how far the motion prediction
-    moved it ahead of the target's last position."""
+    """The panel's title: what it shows and its equation. A level's title adds its
+    score-fusion weight w_k of Eq. 9; the search crop's says how far the motion
+    prediction centred it ahead of the target's last position."""
     pipeline = None if result is None else result.pipeline
     if name in LEVEL_COLUMNS:
         weights = None if pipeline is None else pipeline.fusion_weights

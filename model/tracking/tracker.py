@@ -225,8 +225,8 @@ class Tracker:
         ``he_min_ratio`` times the best of theirs (the only ones that can win) are grouped
         into objects by NMS on their boxes at T_l (``hardneg_iou``: two objects overlap as
         little as a hard negative overlaps the target, so the boxes around one object
-        form one group): each cell joins the kept box it overlaps most. Each object's kept box gets the distance d of its RoI
-        vector to the exemplar vector, the distance the HE branch was trained (Eq. 6) to
+        form one group): each cell joins the kept box it overlaps most. Each object's
+        kept box gets the distance d of its RoI vector to the exemplar vector, the distance the HE branch was trained (Eq. 6) to
         make small for the target and at least the margin m for hard negatives, and all
         cells of that object are multiplied by exp(-he_rerank * d / m); every other cell
         by 0. Within one object the order of the cells is kept, so re-ranking decides

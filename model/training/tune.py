@@ -123,12 +123,18 @@ def validation_sequences(weights: str | Path, train_dir: str | Path) -> list[Seq
 
 def tune_weights(weights: str | Path, sequences: list[Sequence], max_frames: int | None = None,
                  log: Callable[[str], None] = print, min_gain: float = 0.0, restarts: int = 1,
-                 settings: tuple[str, ...] | None = None) -> dict:
+                 settings: tuple[str, ...] | None = None, start: dict | None = None) -> dict:
     """Tune on ``sequences``, each also tracked from ``restarts - 1`` later frames
-    (:func:`~model.evaluation.evaluate.restart_segments`: a steadier AUC than one pass)."""
+    (:func:`~model.evaluation.evaluate.restart_segments`: a steadier AUC than one pass),
+    from the file's settings with ``start``'s written over them first. The arguments are
+    checked before anything is written."""
+    segments = restart_segments(sequences, restarts, max_frames)
+    if settings is not None:
+        check_settings(settings)
+    if start:
+        write_track_config(weights, start, {"start": start})
     tracker = Tracker.from_checkpoint(weights, exclusive=True)
-    best, auc = tune(tracker, restart_segments(sequences, restarts, max_frames), max_frames=max_frames, log=log,
-                     min_gain=min_gain, settings=settings)
+    best, auc = tune(tracker, segments, max_frames=max_frames, log=log, min_gain=min_gain, settings=settings)
     write_track_config(weights, best, {"success_auc": auc, "sequences": [s.name for s in sequences],
                                        "max_frames": max_frames, "min_gain": min_gain, "restarts": restarts,
                                        "settings": list(best)})
