@@ -19,9 +19,9 @@ COMMANDS = {
     "gui": ("hnse_cli.gui", "open the desktop application (default)"),
     "track": ("hnse_cli.track", "track a video or image folder headless"),
     "train": ("hnse_cli.train", "train a model from a YAML config"),
-    "eval": ("hnse_cli.evaluate", "one-pass evaluation of trackers on a dataset"),
+    "eval": ("hnse_cli.evaluate", "evaluate trackers on a dataset (one pass, or with --restarts also from later frames)"),
     "bench": ("hnse_cli.bench", "speed and memory benchmark"),
-    "tune": ("hnse_cli.tune", "tune tracking hyper-parameters of a weights file on development sequences"),
+    "tune": ("hnse_cli.tune", "tune tracking hyper-parameters of a weights file on held-out sequences (--validation)"),
 }
 
 

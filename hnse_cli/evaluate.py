@@ -1,4 +1,4 @@
-"""``python main.py eval``: one-pass evaluation of trackers on a dataset of sequences.
+"""``python main.py eval``: evaluation of trackers on a dataset of sequences (one pass, or with restarts).
 
     python main.py eval --dataset ../shared/data/sequences \\
         --tracker hnse:resources/weights/lite_he.pt --tracker opencv:CSRT \\
