@@ -18,7 +18,9 @@ cue the frame is "right" when the target candidate ranks above every hard negati
   since its labels come from the ground truth;
 * ``embed_first`` / ``trunk_first``: the distance to the exemplar minus the distance to
   the nearest hard negative of the first frame (cropped around the first box), the one
-  frame whose labels a tracker knows for certain (``first_negatives`` counts them).
+  frame whose labels a tracker knows for certain (``first_negatives`` counts them);
+* ``embed_previous`` / ``trunk_previous``: the distance to the previous frame's target
+  (its ground-truth box), what a tracker that is still on target could compare with.
 """
 from __future__ import annotations
 
@@ -34,7 +36,8 @@ from model.network.hnse_nano import EMBED_TAP
 from model.network.targets import decode_ltrb
 from model.tracking.tracker import Tracker, scale_penalty
 
-CUES = ("score", "final", "embed", "trunk", "embed_memory", "trunk_memory", "embed_first", "trunk_first")
+CUES = ("score", "final", "embed", "trunk", "embed_memory", "trunk_memory", "embed_first", "trunk_first",
+        "embed_previous", "trunk_previous")
 
 
 def _rois(boxes: torch.Tensor) -> torch.Tensor:
@@ -120,6 +123,8 @@ def sequence_counts(tracker: Tracker, sequence) -> dict[str, int]:
                 if len(first_negatives[kind]):
                     first = first - distance(vectors[kind], first_negatives[kind]).min(dim=1).values
                 counts[f"{kind}_first"] += int(first[target] <= first[hard].min())
+                to_previous = distance(vectors[kind], positives[kind][-1])[:, 0]
+                counts[f"{kind}_previous"] += int(to_previous[target] <= to_previous[hard].min())
         for kind, (make, _) in kinds.items():  # the memory learns from the ground truth
             positives[kind].append(make(net, out["embedding_features"], truth))
             if hard.any():
