@@ -297,6 +297,16 @@ def test_distillation_anchors_the_adapted_score_to_nanotrack_v3():
     assert float(terms["distill"]) > 1e-3 and float(terms["total"]) == pytest.approx(float(terms["distill"]))
     terms["total"].backward()
     assert adapted.adapter.expand.weight.grad.abs().sum() > 0
+    # the teacher is the network without the adapter, from the student's own trunk passes
+    trunk_calls = []
+    hook = adapted.backbone.register_forward_hook(lambda *_: trunk_calls.append(1))
+    with torch.no_grad():
+        _, _, _, teacher = adapted.pair_outputs(batch, with_teacher=True)
+        plain, _, _, none = net.pair_outputs(batch, with_teacher=True)
+    hook.remove()
+    assert len(trunk_calls) == 2 and none is None
+    assert torch.allclose(teacher["score"], plain["score"], atol=1e-5)
+    assert torch.allclose(teacher["ltrb"], plain["ltrb"], atol=1e-4)
     logits = torch.randn(2, 2, 15, 15)
     assert float(distill_loss(logits, logits)) == pytest.approx(0, abs=1e-5)
     with pytest.raises(InputError, match="lambda_distill"):

@@ -70,12 +70,13 @@ class HNSENet(SiameseNetwork):
 
     # --- training -------------------------------------------------------------------
 
-    def pair_outputs(self, batch: dict[str, torch.Tensor]):
-        """Fused outputs of the search crops and Cat(phi_3, phi_4) of both crops (Sec. 3.3)."""
+    def pair_outputs(self, batch: dict[str, torch.Tensor], with_teacher: bool = False):
+        """Fused outputs of the search crops and Cat(phi_3, phi_4) of both crops (Sec. 3.3);
+        no teacher (None): this network has no frozen network it started as."""
         template_levels = self.features(batch["template"])
         search_levels = self.features(batch["search"])
         _, fused = self._heads(self._kernels_from(template_levels), search_levels)
-        return fused, self._embedding_features(template_levels), self._embedding_features(search_levels)
+        return fused, self._embedding_features(template_levels), self._embedding_features(search_levels), None
 
     # --- tracking -------------------------------------------------------------------
 

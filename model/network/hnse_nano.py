@@ -84,30 +84,31 @@ class HNSENanoNet(SiameseNetwork):
     def features(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Trunk output, through the adapter when there is one, and, with an HE head,
         Cat(block 7, that output)."""
-        out, tap = self._trunk(images)
+        return self._adapted(*self._trunk(images))
+
+    def _adapted(self, out: torch.Tensor, tap: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
         if self.adapter is not None:
             out = self.adapter(out)
         return out, None if tap is None else torch.cat([tap, out], dim=1)
-
-    @torch.no_grad()
-    def teacher_outputs(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor] | None:
-        """With an adapter: the score logits and ltrb of the frozen trunk and head without
-        it, i.e. of NanoTrack v3 (the adapter starts as the identity)."""
-        if self.adapter is None:
-            return None
-        template, _ = self._trunk(batch["template"])
-        search, _ = self._trunk(batch["search"])
-        out = self.ban_head(self.ban_head.template(template), search)
-        return {"score": out["score"], "ltrb": out["ltrb"]}
 
     def _head(self, kernels, search: torch.Tensor) -> dict[str, torch.Tensor]:
         out = self.ban_head(kernels, search)
         return {"score": out["score"], "centerness": self.centerness(out["cls_features"]), "ltrb": out["ltrb"]}
 
-    def pair_outputs(self, batch: dict[str, torch.Tensor]):
-        template, template_embed = self.features(batch["template"])
-        search, search_embed = self.features(batch["search"])
-        return self._head(self.ban_head.template(template), search), template_embed, search_embed
+    def pair_outputs(self, batch: dict[str, torch.Tensor], with_teacher: bool = False):
+        """See :class:`SiameseNetwork`. With an adapter, the teacher is the trunk and
+        head without it, i.e. NanoTrack v3 when both are frozen (the adapter starts as
+        the identity); its outputs come from the student's own trunk passes."""
+        template_raw, template_tap = self._trunk(batch["template"])
+        search_raw, search_tap = self._trunk(batch["search"])
+        template, template_embed = self._adapted(template_raw, template_tap)
+        search, search_embed = self._adapted(search_raw, search_tap)
+        teacher = None
+        if with_teacher and self.adapter is not None:
+            with torch.no_grad():
+                out = self.ban_head(self.ban_head.template(template_raw), search_raw)
+            teacher = {"score": out["score"], "ltrb": out["ltrb"]}
+        return self._head(self.ban_head.template(template), search), template_embed, search_embed, teacher
 
     @torch.no_grad()
     def template(self, z: torch.Tensor, box_xyxy: torch.Tensor | None = None) -> None:

@@ -3,9 +3,11 @@ the exemplar vector, and the embedding distance used by the HE branch (Sec. 3.3-
 
 A network subclasses :class:`SiameseNetwork` and provides
 
-* ``pair_outputs(batch)`` -> (fused outputs of the search crops: ``score`` (B, 2, S, S)
-  logits, ``centerness`` (B, 1, S, S) logits, ``ltrb`` (B, 4, S, S) instance pixels;
-  the exemplar's and the search crops' embedding features (or None without HE head));
+* ``pair_outputs(batch, with_teacher)`` -> (fused outputs of the search crops: ``score``
+  (B, 2, S, S) logits, ``centerness`` (B, 1, S, S) logits, ``ltrb`` (B, 4, S, S) instance
+  pixels; the exemplar's and the search crops' embedding features (or None without HE
+  head); with ``with_teacher``, the ``score`` logits and ``ltrb`` of the frozen network
+  this one started as, for ``train.lambda_distill``, or None when there is none);
 * ``template(z, box)`` and ``search(x, kernels)`` for tracking;
 
 and sets ``config``, ``sizes``, ``grid`` (the (2, S, S) crop coordinates of the score
@@ -54,7 +56,7 @@ class SiameseNetwork(nn.Module):
         (clamped to 1); the contrastive term is a mean over RoIs (Eq. 6).
         """
         train = train or TrainConfig()
-        fused, template_embed, search_embed = self.pair_outputs(batch)
+        fused, template_embed, search_embed, teacher = self.pair_outputs(batch, train.lambda_distill > 0)
         targets = assign_targets(self.grid, batch["search_box"], train.label_assignment)
         positive = targets.labels > 0
         num_pos = positive.sum().clamp(min=1).float()
@@ -70,7 +72,6 @@ class SiameseNetwork(nn.Module):
         else:
             terms["contra"] = fused["score"].new_zeros(())
         if train.lambda_distill > 0:
-            teacher = self.teacher_outputs(batch)
             if teacher is None:
                 raise InputError(f"train.lambda_distill needs a network with a frozen teacher (an HNSE-Nano adapter); "
                                  f"{type(self).__name__} has none")
@@ -83,11 +84,6 @@ class SiameseNetwork(nn.Module):
         terms["total"] = total_loss(terms, lambdas) + train.lambda_distill * terms["distill"]
         terms["num_pos"] = positive.sum().float()
         return terms
-
-    def teacher_outputs(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor] | None:
-        """``score`` (B, 2, S, S) logits and ``ltrb`` (B, 4, S, S) of the frozen network
-        this one started as, for ``train.lambda_distill``; None when there is none."""
-        return None
 
     def _contrastive(self, template_embed, search_embed, fused, batch, train, generator):
         """Eq. 6 over the RoIs chosen by :func:`select_rois` for every pair of the batch."""
