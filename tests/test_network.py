@@ -249,9 +249,34 @@ def test_centerness_over_all_cells_adds_the_cells_off_the_target(frozen_net):
     assert float(extra) > 0
 
 
+def test_centerness_over_hard_negatives_adds_only_the_likely_look_alikes(frozen_net):
+    """centerness_cells "hard_negative": the positive cells, plus the cells off the target
+    (box IoU under iou_low) that score at least half the best; not the weak ones."""
+    from model.network.targets import assign_targets
+
+    grid = frozen_net.grid  # (2, S, S) crop coordinates
+    s = grid.shape[-1]
+    centre, far, weak = (s // 2, s // 2), (1, 1), (s - 2, s - 2)
+    logits = torch.full((1, 2, s, s), 0.0)
+    logits[0, 1] = -12.0
+    for cell, value in ((centre, 12.0), (far, 12.0), (weak, -0.5)):  # foreground probability 1, 1, 0.38
+        logits[0, 1][cell] = value
+    fused = {"score": logits, "ltrb": torch.full((1, 4, s, s), 12.0)}  # a 24x24 box on every cell
+    cx, cy = (float(v) for v in grid[:, centre[0], centre[1]])
+    batch = {"search_box": torch.tensor([[cx - 12, cy - 12, cx + 12, cy + 12]])}
+    positive = assign_targets(grid, batch["search_box"]).labels > 0
+    cells = frozen_net._centerness_cells(fused, batch, positive, TrainConfig(centerness_cells="hard_negative"))
+    assert positive[0][centre] and not positive[0][far]
+    look_alike = torch.zeros_like(positive)
+    look_alike[0][far] = True
+    assert torch.equal(cells & ~positive, look_alike)
+    assert torch.equal(cells & positive, positive)
+    assert torch.equal(frozen_net._centerness_cells(fused, batch, positive, TrainConfig()), positive)
+
+
 def test_an_unknown_centerness_cells_value_is_refused():
     from model.core.config import config_from_dict
     from model.core.errors import InputError
 
-    with pytest.raises(InputError, match="centerness_cells must be one of positive, all"):
+    with pytest.raises(InputError, match="centerness_cells must be one of positive, all, hard_negative"):
         config_from_dict({"train": {"centerness_cells": "negative"}})

@@ -59,7 +59,7 @@ class NetworkConfig:
 
 
 LABEL_ASSIGNMENTS = ("box", "ellipse")
-CENTERNESS_CELLS = ("positive", "all")
+CENTERNESS_CELLS = ("positive", "all", "hard_negative")
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,9 @@ class TrainConfig:
     :func:`model.network.targets.assign_targets`), for fine-tuning that head's features.
     ``centerness_cells`` is ``"positive"`` (the BCE of Sec. 3.4 over the positive cells, as
     FCOS trains it) or ``"all"`` (Eq. 4 read literally: every other cell's target is 0, so
-    the branch also learns to damp the cells off the target, look-alikes' included).
+    the branch also learns to damp the cells off the target, look-alikes' included) or
+    ``"hard_negative"`` (the positive cells and the hard negatives: cells off the target,
+    their box under ``iou_low`` with it, scoring at least half the pair's best score).
     """
 
     epochs: int = 20

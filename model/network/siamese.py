@@ -23,6 +23,11 @@ from model.core.errors import InputError
 from model.network.losses import centerness_loss, contrastive_loss, distill_loss, focal_loss, iou_loss, total_loss
 from model.network.hard_negative import ExemplarDistance, select_rois
 from model.network.targets import assign_targets, decode_ltrb
+from model.core.ops import box_iou
+
+# centerness_cells "hard_negative": a cell off the target counts when it scores this
+# share of the pair's best (the look-alikes that could win, as he_min_ratio at tracking)
+HARD_NEGATIVE_RATIO = 0.5
 
 
 class SiameseNetwork(nn.Module):
@@ -63,8 +68,7 @@ class SiameseNetwork(nn.Module):
         terms = {
             "score": focal_loss(fused["score"], targets.labels, train.focal_alpha, train.focal_gamma) / num_pos,
             "centerness": centerness_loss(fused["centerness"], targets.centerness,
-                                          positive if train.centerness_cells == "positive"
-                                          else torch.ones_like(positive)) / num_pos,
+                                          self._centerness_cells(fused, batch, positive, train)) / num_pos,
             "reg": iou_loss(fused["ltrb"], targets.ltrb, positive) / num_pos,
         }
         if self.embedding is not None and train.lambda_contra > 0:
@@ -84,6 +88,21 @@ class SiameseNetwork(nn.Module):
         terms["total"] = total_loss(terms, lambdas) + train.lambda_distill * terms["distill"]
         terms["num_pos"] = positive.sum().float()
         return terms
+
+    def _centerness_cells(self, fused, batch, positive: torch.Tensor, train: TrainConfig) -> torch.Tensor:
+        """(B, S, S) the cells whose center-ness enters the BCE (``train.centerness_cells``)."""
+        if train.centerness_cells == "positive":
+            return positive
+        if train.centerness_cells == "all":
+            return torch.ones_like(positive)
+        with torch.no_grad():
+            probs = torch.softmax(fused["score"], dim=1)[:, 1]
+            boxes = decode_ltrb(self.grid, fused["ltrb"])  # (B, 4, S, S)
+            batch_size = boxes.shape[0]
+            iou = torch.stack([box_iou(boxes[b].flatten(1).T, batch["search_box"][b][None])[:, 0]
+                               for b in range(batch_size)]).reshape(probs.shape)
+            likely = probs >= HARD_NEGATIVE_RATIO * probs.flatten(1).max(dim=1).values[:, None, None]
+        return positive | (~positive & likely & (iou < train.iou_low))
 
     def _contrastive(self, template_embed, search_embed, fused, batch, train, generator):
         """Eq. 6 over the RoIs chosen by :func:`select_rois` for every pair of the batch."""
