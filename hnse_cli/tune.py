@@ -21,7 +21,7 @@ def add_arguments(parser) -> None:
                              "(e.g. he_rerank=0: start from the paper's tracker)")
     add_restarts_argument(parser, "a steadier AUC to choose by")
     parser.add_argument("--settings", metavar="NAME,NAME",
-                        help="tune only these (e.g. centerness_weight,he_rerank: the appearance settings; "
+                        help="tune only these (e.g. centerness_weight,he_rerank,colour_rerank: the appearance settings; "
                              "the motion priors do not carry over from a temporally strided split)")
     parser.add_argument("--min-gain", type=float, default=0.0,
                         help="change a setting only when the AUC rises by more than this (the split's noise)")

@@ -15,7 +15,7 @@ from PyQt5 import QtCore, QtWidgets
 
 from hnse_gui.heatmaps import HeatmapGrid
 
-OVERLAY_MAPS = ("score", "final", "centerness", "hardneg", "embed_dist", "rerank")  # rerank: HE model only
+OVERLAY_MAPS = ("score", "final", "centerness", "hardneg", "embed_dist", "rerank")  # rerank: with a re-ranking cue on
 
 
 class InspectPanel(QtWidgets.QWidget):

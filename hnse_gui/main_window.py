@@ -49,6 +49,19 @@ from model.tracking.result import TrackResult
 
 MODEL_LOAD_DELAY_MS = 300
 PREDICTED_MOTION = 0.5  # Track › Predict motion: the validation split's value for nano_he (BENCHMARKS.md, "Fourth session")
+COLOUR_RERANK = 2.0  # Track › Re-rank look-alikes by colour: the split's value for nano_he (BENCHMARKS.md, "Fifth session")
+# Track-menu switches of a tracking setting for the HNSE variants' next runs, remembered
+# across sessions: (settings key, menu text, tip, TrackConfig field, value when on); off,
+# the weights' own value (the shipped files leave both off).
+TRACK_SWITCHES = (
+    ("track/predict_motion", "&Predict motion (low frame rate)",
+     "Centre each frame's search ahead along the target's course: for video with large motion between "
+     "frames (a low frame rate, skipped frames)", "motion_prediction", PREDICTED_MOTION),
+    ("track/colour_rerank", "Re-rank look-alikes by &colour",
+     "Where look-alikes compete, prefer the one whose colours match the first box's: for look-alikes "
+     "that differ in colour (teams, cars); it hurts where the light changes the target's colours",
+     "colour_rerank", COLOUR_RERANK),
+)
 PIPELINE_DOCK_WIDTH = 560  # two variant columns of crops and maps, and the "why this box" table
 DONE_KEYS = (QtCore.Qt.Key_Return, QtCore.Qt.Key_Enter, QtCore.Qt.Key_Escape)
 
@@ -293,12 +306,15 @@ class MainWindow(QtWidgets.QMainWindow):
         self.act_track_all_back = a("Track all tracks back&ward", lambda: self.start_tracking_all(-1),
                                     "Ctrl+Shift+T", "Track every track with a box on this frame backward")
         self.act_stop = a("&Stop tracking", self.stop_tracking, "Esc", "Stop tracking (or leave \"new box\" mode)")
-        self.act_predict_motion = a("&Predict motion (low frame rate)", self._toggle_predict_motion, None,
-                                    "Centre each frame's search ahead along the target's course: for video "
-                                    "with large motion between frames (a low frame rate, skipped frames)",
-                                    checkable=True)
-        self.act_predict_motion.setChecked(self.settings.value("track/predict_motion", False, type=bool))
-        self._toggle_predict_motion(self.act_predict_motion.isChecked())
+        self.track_switches = {}
+        for key, text, tip, field, value in TRACK_SWITCHES:
+            action = a(text, lambda on, key=key, field=field, value=value: self._switch_track_setting(
+                key, field, value, on), None, tip, checkable=True)
+            action.setChecked(self.settings.value(key, False, type=bool))
+            self._switch_track_setting(key, field, value, action.isChecked())
+            self.track_switches[field] = action
+        self.act_predict_motion = self.track_switches["motion_prediction"]
+        self.act_colour_rerank = self.track_switches["colour_rerank"]
 
         self.act_zoom_in = a("Zoom in", lambda: self.frame_view.zoom(1.25), ["+", "="])
         self.act_zoom_out = a("Zoom out", lambda: self.frame_view.zoom(0.8), "-")
@@ -340,7 +356,7 @@ class MainWindow(QtWidgets.QMainWindow):
                           self.act_first, self.act_last, self.act_goto, None, self.act_next_key,
                           self.act_prev_key, self.act_next_flag, self.act_prev_flag],
             "&Track": [self.act_track_fwd, self.act_track_back, self.act_track_all_fwd, self.act_track_all_back,
-                       self.act_stop, None, self.act_predict_motion],
+                       self.act_stop, None, self.act_predict_motion, self.act_colour_rerank],
             "&View": [self.act_zoom_in, self.act_zoom_out, self.act_fit, None, self.act_final,
                       self.act_levels, self.act_candidates, self.act_overlay, self.act_reference,
                       self.act_pipeline, None, self.act_keep_maps],
@@ -508,14 +524,14 @@ class MainWindow(QtWidgets.QMainWindow):
 
     # ================================================================ document settings on the toolbar and menus
 
-    def _toggle_predict_motion(self, on: bool) -> None:
-        """The HNSE variants' motion prediction for the next runs (off: the weights' own
-        setting, which the shipped files leave off; BENCHMARKS.md, "Fourth session")."""
-        self.settings.setValue("track/predict_motion", bool(on))
+    def _switch_track_setting(self, key: str, field: str, value: float, on: bool) -> None:
+        """One of :data:`TRACK_SWITCHES`: the HNSE variants' ``field`` for the next runs,
+        ``value`` when on, the weights' own when off; remembered under ``key``."""
+        self.settings.setValue(key, bool(on))
         if on:
-            self.runs.track_settings["motion_prediction"] = PREDICTED_MOTION
+            self.runs.track_settings[field] = value
         else:
-            self.runs.track_settings.pop("motion_prediction", None)
+            self.runs.track_settings.pop(field, None)
 
     def _toggle_keep_maps(self, keep: bool) -> None:
         if self.document is not None:

@@ -3,7 +3,7 @@
 One row per candidate of :attr:`model.tracking.result.TrackResult.candidates` (already in final-score
 order), at most ``top`` per variant: its cell, its label, and the factors of
 :attr:`model.tracking.result.Candidate.factors` with final = (score x center-ness x penalty x
-(1 - influence) + window share) x HE factor. The winner, the candidate on
+(1 - influence) + window share) x HE factor x colour factor. The winner, the candidate on
 ``Pipeline.best_cell`` (the arg-max of the final map), is bold and ticked. Each factor cell
 shows the value rounded and holds it exactly under ``QtCore.Qt.UserRole``.
 """
@@ -19,6 +19,7 @@ FACTOR_COLUMNS = (
     ("penalty", "penalty (Eq. 10-11)"),
     ("window", "window share"),
     ("he", "HE factor"),
+    ("colour", "colour factor"),
     ("final", "final"),
 )
 HEADERS = ("variant", "rank", "cell", "label") + tuple(title for _, title in FACTOR_COLUMNS) + ("won",)
@@ -37,7 +38,8 @@ class WhyBoxTable(QtWidgets.QTableWidget):
         self.setSelectionBehavior(QtWidgets.QAbstractItemView.SelectRows)
         self.verticalHeader().setVisible(False)
         self.horizontalHeader().setSectionResizeMode(QtWidgets.QHeaderView.ResizeToContents)
-        self.setToolTip("final = (score x center-ness x penalty x (1 - window influence) + window share) x HE factor")
+        self.setToolTip("final = (score x center-ness x penalty x (1 - window influence) + window share) "
+                        "x HE factor x colour factor")
 
     def set_results(self, results: dict[str, TrackResult | None]) -> None:
         """List each variant's top candidates for the current frame (none for ``None``)."""

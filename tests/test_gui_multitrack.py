@@ -184,3 +184,24 @@ def test_predict_motion_centres_the_search_ahead_for_the_next_runs_and_is_rememb
     assert shift == pytest.approx(tuple(PREDICTED_MOTION * velocity), abs=1e-3)
     assert np.abs(shift).max() > 0
     assert make_window().act_predict_motion.isChecked()  # the next session starts with it on
+
+
+def test_colour_re_ranking_reaches_the_next_runs_and_is_remembered(qtbot, make_window, window):
+    """Track › Re-rank look-alikes by colour: the variant without HE, which has no HE cue,
+    gets a re-ranking map once the colour cue is on, and the switch outlives the session."""
+    from hnse_gui.main_window import COLOUR_RERANK
+
+    assert not window.act_colour_rerank.isChecked()
+    track(qtbot, window, +1, 2)
+    assert "rerank" not in window.current_results()["without HE"].maps
+    window.act_undo.trigger()
+    window.set_frame(0)
+    window.act_colour_rerank.trigger()
+    assert window.runs.track_settings == {"colour_rerank": COLOUR_RERANK}
+    track(qtbot, window, +1, 2)
+    results = window.current_results()
+    assert "rerank" in results["without HE"].maps
+    assert all("colour" in candidate.factors for candidate in results["without HE"].candidates)
+    assert make_window().act_colour_rerank.isChecked()
+    window.act_colour_rerank.trigger()
+    assert window.runs.track_settings == {}

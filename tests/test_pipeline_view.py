@@ -151,7 +151,7 @@ def test_why_box_table_marks_the_best_cells_candidate_with_its_factors(qtbot, tr
             assert bool(table.item(row, table.columnCount() - 1).text()) == (row == winner)
             row += 1
         factors = table.row_factors(winner)
-        assert set(factors) == {"score", "centerness", "penalty", "window", "he", "final"}
+        assert set(factors) == {"score", "centerness", "penalty", "window", "he", "colour", "final"}
         assert factors["final"] == max(c.factors["final"] for c in result.candidates)
 
 

@@ -214,18 +214,58 @@ def test_init_rejects_bad_boxes(net, box):
     assert "\n" not in str(error.value)
 
 
+@pytest.mark.parametrize("colour_rerank", [0.0, 2.0])
+def test_colour_re_ranking_picks_the_look_alike_of_the_exemplar_colour(net, monkeypatch, colour_rerank):
+    """Two equally shaped candidates, the stronger one blue, the other the red of the
+    exemplar: without the colour cue the stronger wins, with it the red one."""
+    from model.core.geometry import CropWindow, context_size
+
+    size = net.sizes.score_size
+    centre = size // 2
+    strong, red_cell = (centre, centre + 3), (centre, centre - 3)  # 6 cells (48 px) apart: disjoint boxes
+    box = (300.0, 200.0, 40.0, 40.0)
+    first = np.full((HEIGHT, WIDTH, 3), 128, np.uint8)
+    first[200:240, 300:340] = (0, 0, 255)  # BGR red target
+    config = Config(network=net.config, track=TrackConfig(colour_rerank=colour_rerank, window_influence=0.0))
+    tracker = Tracker(net, config, inspect=True)
+    tracker.init(first, box)
+    # where the next search crop will lie, to paint each candidate's box in the frame
+    window = CropWindow(320.0, 220.0, _window_side(40, 40), INSTANCE)
+    half = 12.0  # ltrb of every cell: a 24 x 24 crop-pixel box around its point
+    following = np.full((HEIGHT, WIDTH, 3), 128, np.uint8)
+    for cell, colour in ((strong, (255, 0, 0)), (red_cell, (0, 0, 255))):
+        cx, cy = (float(v) for v in net.grid[:, cell[0], cell[1]])
+        x, y, w, h = window.box_to_frame((cx - half, cy - half, 2 * half, 2 * half))
+        following[int(y):int(y + h) + 1, int(x):int(x + w) + 1] = colour
+
+    def two_peaks(x):
+        score = torch.full((size, size), 0.01)
+        score[strong], score[red_cell] = 0.9, 0.8
+        return {"score": score, "centerness": torch.ones(size, size), "ltrb": torch.full((4, size, size), half),
+                "levels": [score] * 3, "embedding_features": None}
+
+    monkeypatch.setattr(tracker.backend, "track", two_peaks)
+    result = tracker.track(following)
+    assert result.pipeline.best_cell == (red_cell if colour_rerank > 0 else strong)
+    colour_factors = {c.cell: c.factors["colour"] for c in result.candidates}
+    if colour_rerank > 0:
+        assert colour_factors[red_cell] > 0.6 and colour_factors[strong] < 0.2  # distances ~0.1 and ~1
+    else:
+        assert set(colour_factors.values()) == {1.0}
+
+
 def test_init_rejects_a_frame_that_is_not_an_image(net):
     tracker = Tracker(net, Config(network=net.config))
     with pytest.raises(InputError):
         tracker.init(np.zeros((HEIGHT, WIDTH, 2), np.uint8), (10, 10, 20, 20))
 
 
-@pytest.mark.parametrize("he_rerank", [0.0, 0.5])
-def test_pipeline_pieces_explain_the_chosen_box(net, he_rerank):
+@pytest.mark.parametrize("he_rerank, colour_rerank", [(0.0, 0.0), (0.5, 0.0), (0.5, 2.0)])
+def test_pipeline_pieces_explain_the_chosen_box(net, he_rerank, colour_rerank):
     """With inspection on, the result carries the crops, fusion weights, penalty and
     window maps, and each candidate's factors recompose its final score; the arg-max
     cell is the reported one and its decoded box is the box the tracker moved to."""
-    config = Config(network=net.config, track=TrackConfig(he_rerank=he_rerank))
+    config = Config(network=net.config, track=TrackConfig(he_rerank=he_rerank, colour_rerank=colour_rerank))
     tracker = Tracker(net, config, inspect=True)
     frame = _textured_frame(3)
     tracker.init(frame, (300, 200, 40, 50))
@@ -240,11 +280,12 @@ def test_pipeline_pieces_explain_the_chosen_box(net, he_rerank):
     assert pipe.best_cell == tuple(int(v) for v in np.unravel_index(np.argmax(final), final.shape))
     for name in ("penalty", "window"):
         assert result.maps[name].shape == final.shape
-    assert ("rerank" in result.maps) == (he_rerank > 0)
+    assert ("rerank" in result.maps) == (he_rerank > 0 or colour_rerank > 0)
     influence = config.track.window_influence
     for candidate in result.candidates:
         f = candidate.factors
-        recomposed = (f["score"] * f["centerness"] * f["penalty"] * (1 - influence) + f["window"]) * f["he"]
+        recomposed = ((f["score"] * f["centerness"] * f["penalty"] * (1 - influence) + f["window"])
+                      * f["he"] * f["colour"])
         assert recomposed == pytest.approx(f["final"], rel=1e-4, abs=1e-6)
         assert f["final"] == pytest.approx(float(final[candidate.cell]), rel=1e-5)
     assert result.candidates[0].cell == pipe.best_cell  # NMS keeps the best-scoring box first

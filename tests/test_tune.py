@@ -17,7 +17,7 @@ def test_tune_stores_best_values_from_the_grid(tmp_path, monkeypatch):
     sequences = [synthetic_sequence(seed, length=6, size=(200, 160)) for seed in (1, 2)]
     # Score each candidate by a known function of its values so the optimum is known.
     target = {"window_influence": 0.25, "penalty_k": 0.15, "size_lr": 0.2, "centerness_weight": 0.5,
-              "motion_prediction": 0.5, "he_rerank": 1.0}
+              "motion_prediction": 0.5, "colour_rerank": 2.0, "he_rerank": 1.0}
 
     def fake_auc(tracker, sequences, max_frames):
         track = tracker.config.track

@@ -142,8 +142,10 @@ class TrackConfig:
     power ``centerness_weight`` (1: the paper; 0: center-ness off). ``he_rerank`` > 0
     re-ranks the ``he_candidates`` best cells (those within ``he_min_ratio`` of the best)
     by their HE embedding distance to the exemplar (beyond the paper; see
-    :meth:`model.tracking.tracker.Tracker._he_rerank`);
+    :meth:`model.tracking.tracker.Tracker._rerank`);
     ``he_margin`` is the contrastive margin m the HE branch was trained with (Eq. 6).
+    ``colour_rerank`` > 0 re-ranks the same candidates by the colour histogram of their
+    box against the exemplar box's as well (beyond the paper; off in the shipped files).
     ``motion_prediction`` > 0 centres each frame's search crop, and so its cosine window,
     that fraction of the target's smoothed per-frame velocity ahead of its last position
     (beyond the paper, which centres on the last position: 0); it helps on video with
@@ -165,6 +167,7 @@ class TrackConfig:
     he_min_ratio: float = 0.5
     he_margin: float = 2.0
     motion_prediction: float = 0.0
+    colour_rerank: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -20,9 +20,9 @@ class Candidate:
     (IoU < T_l) or ``"other"``. ``factors`` breaks its final score into what made it
     ("why this box"): ``score`` (raw foreground probability), ``centerness`` (to the
     power ``centerness_weight``), ``penalty`` (Eq. 10-11), ``window`` (the cosine
-    window's share, window influence x window), ``he`` (the HE re-ranking factor, 1 when
-    off) and ``final``, with final = (score x centerness x penalty x (1 - influence)
-    + window) x he.
+    window's share, window influence x window), ``he`` and ``colour`` (the re-ranking's
+    HE and colour factors, 1 when off) and ``final``, with final = (score x centerness x
+    penalty x (1 - influence) + window) x he x colour.
     """
 
     box: Box

@@ -20,6 +20,7 @@ import torch
 from model.core.config import Config, NetworkConfig
 from model.core.errors import InputError
 from model.core.geometry import CropWindow, context_size, map_rect
+from model.tracking.colour import bhattacharyya_distance, colour_histogram
 from model.tracking.inference import make_backend
 from model.core.ops import box_iou, greedy_keep, nms
 from model.tracking.result import Candidate, Pipeline, TrackResult
@@ -27,6 +28,7 @@ from model.network.targets import decode_ltrb
 
 
 LEVEL_MAPS = ("level2", "level3", "level4")
+RERANK_CUES = ("he", "colour")  # Tracker._rerank's factors, in Candidate.factors
 # weight of the newest displacement in the velocity estimate (TrackConfig.motion_prediction):
 # half, so one jump to a look-alike moves the next crop by at most half of it
 VELOCITY_SMOOTHING = 0.5
@@ -145,6 +147,7 @@ class Tracker:
         z = window.extract(frame, self.channel_mean)
         bx, by, bw, bh = window.box_to_crop((x, y, w, h))
         self.exemplar, self.exemplar_box = z, (float(bx), float(by), float(bw), float(bh))
+        self.exemplar_colour = colour_histogram(z, (bx, by, bx + bw, by + bh))
         box_xyxy = torch.tensor([bx, by, bx + bw, by + bh], dtype=torch.float32, device=self.device)
         self.net.template(self._tensor(z), box_xyxy)
 
@@ -179,9 +182,9 @@ class Tracker:
         embed_dist = (self._embedding_map(out["embedding_features"], boxes.reshape(4, -1).T, score)
                       if self.inspect and out["embedding_features"] is not None
                       and self.net._exemplar_vector is not None else None)
-        rerank = self._he_rerank(out, boxes, final, score, embed_dist)
-        if rerank is not None:
-            final = final * rerank
+        rerank = self._rerank(out, boxes, final, score, search, embed_dist)
+        for factor in (rerank or {}).values():
+            final = final * factor
         best = np.unravel_index(int(np.argmax(final)), final.shape)
 
         bx0, by0, bx1, by1 = boxes_np[:, best[0], best[1]]
@@ -201,8 +204,8 @@ class Tracker:
         if self.inspect:
             factors = {"score": score, "centerness": centerness ** cfg.centerness_weight, "penalty": penalty,
                        "window": self.window * cfg.window_influence,
-                       "he": rerank if rerank is not None else np.ones_like(final), "final": final}
-            self._inspect(result, out, boxes, final, best, centerness, window, factors, embed_dist)
+                       **{cue: (rerank or {}).get(cue, np.ones_like(final)) for cue in RERANK_CUES}, "final": final}
+            self._inspect(result, out, boxes, final, best, centerness, window, factors, embed_dist, rerank)
             result.pipeline = Pipeline(
                 exemplar=self.exemplar, exemplar_box=self.exemplar_box, search=search,
                 fusion_weights=self._fusion_weights(), best_cell=(int(best[0]), int(best[1])),
@@ -217,26 +220,38 @@ class Tracker:
         with torch.no_grad():
             return {name: fusion.weights(name).cpu().tolist() for name in fusion.logits}
 
-    def _he_rerank(self, out: dict, boxes: torch.Tensor, final: np.ndarray, score: np.ndarray,
-                   known: np.ndarray | None = None) -> np.ndarray | None:
-        """Beyond the paper: the HE embedding used while tracking (``TrackConfig.he_rerank``).
+    def _rerank(self, out: dict, boxes: torch.Tensor, final: np.ndarray, score: np.ndarray,
+                search: np.ndarray, known: np.ndarray | None = None) -> dict[str, np.ndarray] | None:
+        """Beyond the paper: deciding between look-alikes by appearance while tracking,
+        with the HE embedding (``TrackConfig.he_rerank``) and colour (``colour_rerank``).
 
         The ``he_candidates`` best cells of the final map whose raw score is at least
         ``he_min_ratio`` times the best of theirs (the only ones that can win) are grouped
         into objects by NMS on their boxes at T_l (``hardneg_iou``: two objects overlap as
         little as a hard negative overlaps the target, so the boxes around one object
         form one group): each cell joins the kept box it overlaps most. Each object's
-        kept box gets the distance d of its RoI vector to the exemplar vector, the distance the HE branch was trained (Eq. 6) to
-        make small for the target and at least the margin m for hard negatives, and all
-        cells of that object are multiplied by exp(-he_rerank * d / m); every other cell
-        by 0. Within one object the order of the cells is kept, so re-ranking decides
-        between look-alikes without moving the box on the target; with a single object
-        above the ratio nothing changes. ``known``: (S, S) distances already computed
-        (the ``embed_dist`` map, NaN where not), which are not computed again. Returns the
-        (S, S) factors, or None when re-ranking is off or the network has no HE head.
+        kept box gets, per cue that is on, a distance to the exemplar and a factor for all
+        its cells:
+
+        * ``"he"``: d, the distance of its RoI vector to the exemplar vector, which the HE
+          branch was trained (Eq. 6) to make small for the target and at least the margin
+          m for hard negatives; factor exp(-he_rerank * d / m);
+        * ``"colour"``: c, the Bhattacharyya distance of its colour histogram in the search
+          crop to the exemplar box's (:mod:`model.tracking.colour`); factor
+          exp(-colour_rerank * c).
+
+        Every other cell gets 0. Within one object the order of the cells is kept, so
+        re-ranking decides between look-alikes without moving the box on the target; with
+        a single object above the ratio every candidate gets 1. ``known``: (S, S) HE
+        distances already computed (the ``embed_dist`` map, NaN where not), which are not
+        computed again. Returns the (S, S) factor map of each cue that is on (the HE cue
+        needs an HE head), or None when none is.
         """
         cfg = self.config.track
-        if cfg.he_rerank <= 0 or out["embedding_features"] is None or self.net._exemplar_vector is None:
+        cues = [name for name, on in (("he", cfg.he_rerank > 0 and out["embedding_features"] is not None
+                                       and self.net._exemplar_vector is not None),
+                                      ("colour", cfg.colour_rerank > 0)) if on]
+        if not cues:
             return None
         # numpy on these few cells: torch's per-call overhead would cost more than the work
         order = np.argsort(-final.reshape(-1), kind="stable")[:cfg.he_candidates]
@@ -248,11 +263,27 @@ class Tracker:
         # then also gives each candidate its object
         overlaps = np.nan_to_num(box_iou(cell_boxes, cell_boxes).float().cpu().numpy())
         kept = greedy_keep(overlaps > cfg.hardneg_iou)
-        factor = np.zeros(final.size, dtype=np.float32)
-        if len(kept) == 1:  # one object: nothing to decide between, and no embedding to compute
-            factor[order] = 1.0
-            return factor.reshape(final.shape)
         owner = overlaps[:, kept].argmax(axis=1)  # a kept box owns itself (IoU 1)
+        maps = {}
+        for cue in cues:
+            if len(kept) == 1:  # one object: nothing to decide between, and no distance to compute
+                object_factor = np.ones(1, dtype=np.float32)
+            elif cue == "he":
+                object_factor = np.exp(-cfg.he_rerank * self._he_distances(out, cell_boxes, order, kept, known)
+                                       / cfg.he_margin)
+            else:
+                kept_boxes = cell_boxes[list(kept)].cpu().numpy()
+                colour = np.array([bhattacharyya_distance(colour_histogram(search, box), self.exemplar_colour)
+                                   for box in kept_boxes])
+                object_factor = np.exp(-cfg.colour_rerank * colour)
+            factor = np.zeros(final.size, dtype=np.float32)
+            factor[order] = object_factor[owner]
+            maps[cue] = factor.reshape(final.shape)
+        return maps
+
+    def _he_distances(self, out: dict, cell_boxes: torch.Tensor, order: np.ndarray, kept: list[int],
+                      known: np.ndarray | None) -> np.ndarray:
+        """The HE distance of each kept candidate box, from ``known`` where it has one."""
         distance = np.full(len(kept), np.nan, dtype=np.float32)
         if known is not None:
             distance[:] = known.reshape(-1)[order[kept]]
@@ -260,9 +291,7 @@ class Tracker:
         if len(missing):
             distance[missing] = self.backend.embedding_distance(
                 out["embedding_features"], cell_boxes[[kept[i] for i in missing]]).float().cpu().numpy()
-        object_factor = np.exp(-cfg.he_rerank * np.nan_to_num(distance, nan=1e6) / cfg.he_margin)
-        factor[order] = object_factor[owner]
-        return factor.reshape(final.shape)
+        return np.nan_to_num(distance, nan=1e6)
 
     def _update(self, center: np.ndarray, size: np.ndarray) -> None:
         """Keep the centre inside the frame and the size between min_size and the frame;
@@ -281,9 +310,10 @@ class Tracker:
         x1, y1 = np.minimum(self.center + self.size / 2, [width, height])
         return float(x0), float(y0), float(x1 - x0), float(y1 - y0)
 
-    def _inspect(self, result, out, boxes, final, best, centerness, window, factors, embed_dist) -> None:
+    def _inspect(self, result, out, boxes, final, best, centerness, window, factors, embed_dist, rerank) -> None:
         """Center-ness, penalty, window, per-level and hard-negative maps, the embedding
-        map ``embed_dist`` (computed before the re-ranking, which shares it), and the NMS
+        map ``embed_dist`` (computed before the re-ranking, which shares it), the
+        re-ranking's factors multiplied (``rerank``, when a cue is on), and the NMS
         candidates with their score factors."""
         cfg = self.config.track
         s = self.sizes.score_size
@@ -294,8 +324,8 @@ class Tracker:
         result.maps["centerness"] = centerness.astype(np.float32)
         result.maps["penalty"] = factors["penalty"].astype(np.float32)
         result.maps["window"] = self.window.astype(np.float32)
-        if self.config.track.he_rerank > 0 and out["embedding_features"] is not None:
-            result.maps["rerank"] = factors["he"].astype(np.float32)
+        if rerank:
+            result.maps["rerank"] = np.prod(list(rerank.values()), axis=0).astype(np.float32)
         result.maps["hardneg"] = np.where(iou < cfg.hardneg_iou, result.maps["score"], 0).astype(np.float32)
         if len(out["levels"]) == len(LEVEL_MAPS):  # a one-level network (HNSE-Nano) has no fusion to show
             for name, level in zip(LEVEL_MAPS, out["levels"]):
