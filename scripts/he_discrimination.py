@@ -20,7 +20,9 @@ cue the frame is "right" when the target candidate ranks above every hard negati
   the nearest hard negative of the first frame (cropped around the first box), the one
   frame whose labels a tracker knows for certain (``first_negatives`` counts them);
 * ``embed_previous`` / ``trunk_previous``: the distance to the previous frame's target
-  (its ground-truth box), what a tracker that is still on target could compare with.
+  (its ground-truth box), what a tracker that is still on target could compare with;
+* ``colour``: the Bhattacharyya distance of the box's HSV histogram in the search crop to
+  the exemplar box's (``TrackConfig.colour_rerank``'s cue).
 """
 from __future__ import annotations
 
@@ -34,10 +36,11 @@ from model.core.ops import box_iou, nms
 from model.data.sequences import read_sequence
 from model.network.hnse_nano import EMBED_TAP
 from model.network.targets import decode_ltrb
+from model.tracking.colour import bhattacharyya_distance, colour_histogram
 from model.tracking.tracker import Tracker, scale_penalty
 
 CUES = ("score", "final", "embed", "trunk", "embed_memory", "trunk_memory", "embed_first", "trunk_first",
-        "embed_previous", "trunk_previous")
+        "embed_previous", "trunk_previous", "colour")
 
 
 def _rois(boxes: torch.Tensor) -> torch.Tensor:
@@ -110,6 +113,10 @@ def sequence_counts(tracker: Tracker, sequence) -> dict[str, int]:
         if (iou > 0.5).any() and hard.any():
             target = int(iou.argmax())
             counts["frames"] += 1
+            search = window.extract(sequence.frames[index], tracker.channel_mean)
+            colour = np.array([bhattacharyya_distance(colour_histogram(search, box), tracker.exemplar_colour)
+                               for box in boxes[kept].tolist()])
+            counts["colour"] += int(colour[target] <= colour[hard.numpy()].min())
             counts["score"] += int(score[kept][target] >= score[kept][hard].max())
             counts["final"] += int(final[kept][target] >= final[kept][hard].max())
             for kind, (_, distance) in kinds.items():
