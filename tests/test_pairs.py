@@ -145,6 +145,23 @@ def test_still_image_pairs_take_template_and_search_from_one_image(data_root):
     assert len(seen) > 1
 
 
+@pytest.mark.parametrize("shared", [False, True])
+def test_a_shared_colour_change_gives_both_crops_the_same_target_colour(data_root, shared):
+    """shared_colour_change: the target's colour differs between the crops of a still-image
+    pair only when each crop draws its own colour change."""
+    dataset = make_dataset(make_config(STILL, color_jitter=0.2, blur_prob=0.0, gray_prob=0.0,
+                                       shared_colour_change=shared), data_root)
+    differing = 0
+    for index in range(12):
+        item = dataset[index]
+        colours = []
+        for crop in ("template", "search"):
+            x0, y0, x1, y1 = item[f"{crop}_box"].tolist()
+            colours.append(item[crop][:, int((y0 + y1) / 2), int((x0 + x1) / 2)])
+        differing += int((colours[0] - colours[1]).abs().max() > 2)
+    assert (differing == 0) if shared else (differing >= 10)
+
+
 def test_distributed_shards_are_disjoint_and_draw_different_pairs(data_root):
     dataset = make_dataset(make_config(SEQUENCES, STILL), data_root, length=16)
     shards = [list(torch.utils.data.distributed.DistributedSampler(dataset, 2, rank, shuffle=False))

@@ -86,6 +86,9 @@ class TrainConfig:
     the branch also learns to damp the cells off the target, look-alikes' included) or
     ``"hard_negative"`` (the positive cells and the hard negatives: cells off the target,
     their box under ``iou_low`` with it, scoring at least half the pair's best score).
+    ``shared_colour_change``: the exemplar and search crops of a pair get the same colour
+    gains and brightness (and greyscale) change, not one each, so the colour of the target
+    against its look-alikes, which the HE branch (Eq. 6) could learn from, is kept.
     """
 
     epochs: int = 20
@@ -121,6 +124,7 @@ class TrainConfig:
     color_jitter: float = 0.2
     blur_prob: float = 0.1
     gray_prob: float = 0.05
+    shared_colour_change: bool = False
     context_amount: float = 0.5
     log_every: int = 20
     checkpoint_minutes: float = 5.0

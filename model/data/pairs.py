@@ -182,7 +182,10 @@ class PairDataset(torch.utils.data.Dataset):
         search, search_box = crop_pair_member(
             track.frames[search_index], track.boxes[search_index], net.instance_size, net.exemplar_size,
             train.context_amount, shift=train.translation, scale_jitter=train.scale_jitter, rng=rng)
+        state = rng.bit_generator.state
         template = color_augment(template, rng, train.color_jitter, 0.0, train.gray_prob)
+        if train.shared_colour_change:  # the search crop draws the template's colour change again
+            rng.bit_generator.state = state
         search = color_augment(search, rng, train.color_jitter, train.blur_prob, train.gray_prob)
         return {
             "template": torch.from_numpy(template).permute(2, 0, 1).float(),
