@@ -95,21 +95,26 @@ class SiameseNetwork(nn.Module):
             return positive
         if train.centerness_cells == "all":
             return torch.ones_like(positive)
+        probs, boxes = self._predictions(fused)
         with torch.no_grad():
-            probs = torch.softmax(fused["score"], dim=1)[:, 1]
-            boxes = decode_ltrb(self.grid, fused["ltrb"])  # (B, 4, S, S)
-            batch_size = boxes.shape[0]
-            iou = torch.stack([box_iou(boxes[b].flatten(1).T, batch["search_box"][b][None])[:, 0]
-                               for b in range(batch_size)]).reshape(probs.shape)
-            likely = probs >= HARD_NEGATIVE_RATIO * probs.flatten(1).max(dim=1).values[:, None, None]
-        return positive | (~positive & likely & (iou < train.iou_low))
+            iou = torch.stack([box_iou(cell_boxes, batch["search_box"][b][None])[:, 0]
+                               for b, cell_boxes in enumerate(boxes)]).reshape(positive.shape)
+            likely = probs >= HARD_NEGATIVE_RATIO * probs.max(dim=1, keepdim=True).values
+        return positive | (~positive & likely.reshape(positive.shape) & (iou < train.iou_low))
+
+    @torch.no_grad()
+    def _predictions(self, fused) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each cell's foreground probability (B, S*S) and decoded box (B, S*S, 4) xyxy,
+        detached: what the cells to train on are chosen by."""
+        probs = torch.softmax(fused["score"], dim=1)[:, 1].flatten(1)
+        boxes = decode_ltrb(self.grid, fused["ltrb"]).flatten(2).transpose(1, 2)
+        return probs, boxes
 
     def _contrastive(self, template_embed, search_embed, fused, batch, train, generator):
         """Eq. 6 over the RoIs chosen by :func:`select_rois` for every pair of the batch."""
         batch_size = batch["search"].shape[0]
+        probs, boxes = self._predictions(fused)
         with torch.no_grad():
-            probs = torch.softmax(fused["score"], dim=1)[:, 1].flatten(1)
-            boxes = decode_ltrb(self.grid, fused["ltrb"]).flatten(2).transpose(1, 2)
             rois, labels = [], []
             for b in range(batch_size):
                 r, l = select_rois(probs[b], boxes[b], batch["search_box"][b], train.num_rois,
