@@ -68,13 +68,14 @@ def cosine(a, b):
 
 def candidates(tracker: Tracker, frame, around, truth_box):
     """The frame cropped around box ``around`` (x, y, w, h); returns the network's outputs,
-    every cell's box, the crop window, the candidates (NMS-kept cells, decreasing score)
-    and their IoU with ``truth_box``."""
+    every cell's box, the crop window, the crop, the candidates (NMS-kept cells,
+    decreasing score) and their IoU with ``truth_box``."""
     net, track = tracker.net, tracker.config.track
     size = context_size(around[2], around[3], track.context_amount)
     window = CropWindow(around[0] + around[2] / 2, around[1] + around[3] / 2,
                         size * net.config.instance_size / net.config.exemplar_size, net.config.instance_size)
-    out = net.track(tracker._tensor(window.extract(frame, tracker.channel_mean)))
+    search = window.extract(frame, tracker.channel_mean)
+    out = net.track(tracker._tensor(search))
     score = out["score"].reshape(-1)
     boxes = decode_ltrb(net.grid, out["ltrb"][None])[0].reshape(4, -1).T
     gx, gy, gw, gh = window.box_to_crop(truth_box)
@@ -82,7 +83,7 @@ def candidates(tracker: Tracker, frame, around, truth_box):
     order = score.argsort(descending=True)[:32]
     order = order[score[order] >= 0.3 * score[order[0]]]
     kept = order[nms(boxes[order], score[order], 0.3)]
-    return out, boxes, window, truth, kept, box_iou(boxes[kept], truth)[:, 0]
+    return out, boxes, window, search, truth, kept, box_iou(boxes[kept], truth)[:, 0]
 
 
 def sequence_counts(tracker: Tracker, sequence) -> dict[str, int]:
@@ -95,7 +96,7 @@ def sequence_counts(tracker: Tracker, sequence) -> dict[str, int]:
     kinds = {"embed": (embed_vectors, euclidean), "trunk": (trunk_vectors, cosine)}
     positives = {k: [make(net, exemplar_features, exemplar_box)] for k, (make, _) in kinds.items()}
     negatives = {k: [] for k in kinds}
-    out, boxes, _, _, kept, iou = candidates(tracker, sequence.frames[0], sequence.boxes[0], sequence.boxes[0])
+    out, boxes, _, _, _, kept, iou = candidates(tracker, sequence.frames[0], sequence.boxes[0], sequence.boxes[0])
     first_hard = kept[iou < 0.2]
     first_negatives = {k: make(net, out["embedding_features"], boxes[first_hard]) for k, (make, _) in kinds.items()}
     counts["first_negatives"] = len(first_hard)
@@ -103,7 +104,7 @@ def sequence_counts(tracker: Tracker, sequence) -> dict[str, int]:
         gt, previous = sequence.boxes[index], sequence.boxes[index - 1]
         if not (np.isfinite(gt).all() and np.isfinite(previous).all()):
             continue
-        out, boxes, window, truth, kept, iou = candidates(tracker, sequence.frames[index], previous, gt)
+        out, boxes, window, search, truth, kept, iou = candidates(tracker, sequence.frames[index], previous, gt)
         score = out["score"].reshape(-1)
         penalty = torch.from_numpy(scale_penalty((boxes[:, 2] - boxes[:, 0]).numpy(), (boxes[:, 3] - boxes[:, 1]).numpy(),
                                                  previous[2] * window.scale, previous[3] * window.scale, track.penalty_k))
@@ -113,7 +114,6 @@ def sequence_counts(tracker: Tracker, sequence) -> dict[str, int]:
         if (iou > 0.5).any() and hard.any():
             target = int(iou.argmax())
             counts["frames"] += 1
-            search = window.extract(sequence.frames[index], tracker.channel_mean)
             colour = np.array([bhattacharyya_distance(colour_histogram(search, box), tracker.exemplar_colour)
                                for box in boxes[kept].tolist()])
             counts["colour"] += int(colour[target] <= colour[hard.numpy()].min())
