@@ -402,7 +402,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.threshold_spin.valueChanged.connect(self._threshold_changed)
         self.frames_spin.valueChanged.connect(lambda v: self.settings.setValue("track/frames", v))
         focus_back = FocusBackOnDone(self.focus_frame, self)
-        for label, widget in (("  run:", self.frames_spin), ("  stop below score:", self.threshold_spin)):
+        for label, widget in (("  run:", self.frames_spin), ("  stop below:", self.threshold_spin)):
             toolbar.addWidget(QtWidgets.QLabel(label))
             toolbar.addWidget(widget)
             widget.installEventFilter(focus_back)

@@ -27,6 +27,7 @@ from model.core.errors import InputError
 from model.tracking.result import TrackResult
 
 RESULT_CACHE_FRAMES = 2000  # TrackResults kept for the heatmaps: ~40 kB per frame for two variants
+TRACKER_CHOICE_CHARACTERS = 10  # the tracker choice's width in the toolbar, in characters
 REASONS = {
     "done": "tracked {n} frames",
     "end_of_video": "reached the end of the video after {n} frames",
@@ -73,9 +74,15 @@ class TrackingRuns(QtCore.QObject):
         self.tracker_choice.setFocusPolicy(QtCore.Qt.NoFocus)  # the frame's keys stay the frame's
         self.tracker_choice.setToolTip("Which tracker a run uses; the first one's boxes become the track's. "
                                        "Heatmaps come from the HNSE models only")
+        # narrow enough for the toolbar on a 1366-pixel screen: a long name is elided in
+        # the box (Fusion's open list is as wide as its longest name)
+        self.tracker_choice.setSizeAdjustPolicy(QtWidgets.QComboBox.AdjustToMinimumContentsLengthWithIcon)
+        self.tracker_choice.setMinimumContentsLength(TRACKER_CHOICE_CHARACTERS)
         names = tuple(spec.name for spec in self.variants)
         if len(names) > 1:
-            self.tracker_choice.addItem(f"HNSE: {' + '.join(names)}", names)
+            self.tracker_choice.addItem("HNSE: both", names)
+            self.tracker_choice.setItemData(0, f"{' + '.join(names)}: the first one's boxes become the track's",
+                                            QtCore.Qt.ToolTipRole)
         for name in names:
             self.tracker_choice.addItem(f"HNSE {name}", (name,))
         self.progress = QtWidgets.QProgressBar()

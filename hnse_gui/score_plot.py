@@ -11,6 +11,7 @@ import pyqtgraph as pg
 from PyQt5 import QtCore
 
 VARIANT_COLOURS = ((255, 200, 40), (90, 190, 255), (220, 120, 255))
+SCORE_PADDING = 0.08  # of the 0-1 score range, above and below
 
 
 class ScorePlot(pg.PlotWidget):
@@ -21,7 +22,8 @@ class ScorePlot(pg.PlotWidget):
         self.setMenuEnabled(False)
         self.setMouseEnabled(x=False, y=False)
         self.hideButtons()
-        self.setYRange(0.0, 1.0, padding=0.02)
+        # room above 1: a confident tracker's curve runs at the top, and must not read as clipped
+        self.setYRange(0.0, 1.0, padding=SCORE_PADDING)
         self.setLabel("left", "score")
         self.showGrid(x=False, y=True, alpha=0.2)
         self.addLegend(offset=(-5, 5), labelTextSize="8pt")

@@ -526,3 +526,27 @@ def test_shipped_weights_load_and_track(qtbot, tmp_path):
         if Path(spec.weights).is_file():
             assert Path(spec.weights).name in window.runs.model_label.text()
             assert window.document.weights[spec.name] == spec.weights
+
+
+@pytest.mark.parametrize("width", [1440, 1366])
+def test_the_toolbar_shows_all_its_fields_on_a_laptop_screen(window, qtbot, width):
+    """The run length, the stop score and the tracker choice stay on the toolbar (not in
+    its overflow menu) at the window's default width and on a 1366-pixel laptop screen."""
+    window.resize(width, 800)
+    QtWidgets.QApplication.processEvents()
+    toolbar = window.findChild(QtWidgets.QToolBar, "main-toolbar")
+    for field in (window.frames_spin, window.threshold_spin, window.runs.tracker_choice):
+        assert field.isVisible(), f"{field.currentText() if hasattr(field, 'currentText') else field.text()} overflows"
+        assert field.geometry().right() <= toolbar.width()
+    choice = window.runs.tracker_choice
+    longest = max((choice.itemText(i) for i in range(choice.count())), key=choice.fontMetrics().horizontalAdvance)
+    option = QtWidgets.QStyleOptionComboBox()
+    choice.initStyleOption(option)
+    field = choice.style().subControlRect(QtWidgets.QStyle.CC_ComboBox, option,
+                                          QtWidgets.QStyle.SC_ComboBoxEditField, choice)
+    assert choice.fontMetrics().horizontalAdvance(longest) <= field.width(), f"{longest!r} is cut in the closed box"
+    choice.showPopup()
+    try:
+        assert choice.view().width() >= choice.fontMetrics().horizontalAdvance(longest)
+    finally:
+        choice.hidePopup()

@@ -223,7 +223,7 @@ def test_a_run_with_a_chosen_tracker_writes_the_track_with_its_boxes(qtbot, wind
     document, track_id = window.document, window.current_track
     choice = window.runs.tracker_choice
     texts = [choice.itemText(i) for i in range(choice.count())]
-    assert texts[:3] == ["HNSE: with HE + without HE", "HNSE with HE", "HNSE without HE"]
+    assert texts[:3] == ["HNSE: both", "HNSE with HE", "HNSE without HE"]
     window.runs.load_models()
     qtbot.waitUntil(lambda: choice.findText("OpenCV CSRT") >= 0, timeout=RUN_TIMEOUT_MS)
     assert (choice.findText("NanoTrack v3") >= 0) == default_weights().is_file()

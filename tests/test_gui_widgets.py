@@ -85,6 +85,20 @@ def test_score_plot_covers_a_longer_video_opened_after_a_short_one(qtbot):
     assert low < 1 and high > 990
 
 
+def test_score_plot_leaves_room_above_a_score_of_one(qtbot):
+    """A confident tracker's curve (scores near 1) lies inside the plot, not on its edge."""
+    pytest.importorskip("pytestqt")
+    from hnse_gui.score_plot import ScorePlot
+
+    plot = ScorePlot()
+    qtbot.addWidget(plot)
+    plot.resize(600, 150)
+    plot.show()
+    qtbot.waitExposed(plot)
+    low, high = plot.getPlotItem().vb.viewRange()[1]
+    assert low <= 0.0 and high >= 1.05
+
+
 def test_heatmap_tooltips_explain_each_panel_and_the_hard_negative_black_centre(qtbot):
     pytest.importorskip("pytestqt")
     from hnse_gui.heatmaps import COLUMN_TITLES, HeatmapGrid
