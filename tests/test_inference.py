@@ -240,7 +240,7 @@ def test_embed_dist_is_computed_on_the_best_cells_only(net, search_crop):
     assert 1 <= computed.sum() <= tracker_module.EMBED_MAX_CELLS
     # every computed cell outscores every skipped one, and clears the fraction of the best
     assert score[computed].min() >= score[~computed].max()
-    assert score[computed].min() >= tracker_module.EMBED_MIN_FRACTION * score.max()
+    assert score[computed].min() >= tracker_module.CANDIDATE_MIN_FRACTION * score.max()
     assert (distance[computed] >= 0).all()
 
 

@@ -128,6 +128,8 @@ def test_the_peak_cell_maps_back_to_the_target_in_frame_pixels(net, monkeypatch,
     best = result.candidates[0]
     np.testing.assert_allclose(best.box, unclipped, atol=1e-3)
     assert best.label == "positive" and best.iou == pytest.approx(1.0)
+    # every other cell scores 0.01 of the peak: background, however near, is no candidate
+    assert len(result.candidates) == 1
 
 
 @pytest.mark.parametrize("motion_prediction", [0.0, 0.5, 1.0])

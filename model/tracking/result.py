@@ -14,7 +14,9 @@ Box = tuple[float, float, float, float]  # (x, y, w, h) in frame pixels, (x, y) 
 
 @dataclass(frozen=True)
 class Candidate:
-    """A box kept by NMS on the final score map.
+    """A box kept by NMS on the final score map, among the chosen cell and the cells whose
+    raw score is at least ``CANDIDATE_MIN_FRACTION`` of the best
+    (:mod:`model.tracking.tracker`).
 
     ``label`` is ``"positive"`` (IoU with the chosen box > T_h), ``"hard_negative"``
     (IoU < T_l) or ``"other"``. ``factors`` breaks its final score into what made it

@@ -32,9 +32,11 @@ RERANK_CUES = ("he", "colour")  # Tracker._rerank's factors, in Candidate.factor
 # weight of the newest displacement in the velocity estimate (TrackConfig.motion_prediction):
 # half, so one jump to a look-alike moves the next crop by at most half of it
 VELOCITY_SMOOTHING = 0.5
-# embed_dist is computed on the best-scoring cells only (see Tracker._embedding_map).
-EMBED_MAX_CELLS = 32
-EMBED_MIN_FRACTION = 0.1
+# A cell that could be the target or a look-alike scores at least this fraction of the
+# best raw score: only such cells get an embed_dist value (Tracker._embedding_map) or
+# enter the candidate list, whose hard negatives are high-scoring ones, as in Sec. 3.3.
+CANDIDATE_MIN_FRACTION = 0.1
+EMBED_MAX_CELLS = 32  # embed_dist is computed on this many of the best-scoring cells at most
 
 
 def as_bgr(frame: np.ndarray) -> np.ndarray:
@@ -335,7 +337,12 @@ class Tracker:
 
         final_t = torch.from_numpy(final).reshape(-1).to(flat_boxes.device)
         # stable: among equal scores the first cell leads, the one np.argmax chose as best
-        order = final_t.argsort(descending=True, stable=True)[: max(cfg.top_k * 8, cfg.top_k)]
+        order = final_t.argsort(descending=True, stable=True)
+        # the chosen cell, and the cells that score like a target: the cosine window alone
+        # would otherwise fill the list with background next to the target
+        raw = torch.from_numpy(np.nan_to_num(result.maps["score"].reshape(-1))).to(flat_boxes.device)
+        likely = (raw[order] >= CANDIDATE_MIN_FRACTION * raw.max()) | (order == best[0] * s + best[1])
+        order = order[likely][: max(cfg.top_k * 8, cfg.top_k)]
         keep = order[nms(flat_boxes[order], final_t[order], cfg.nms_threshold)][: cfg.top_k]
         chosen_iou = box_iou(flat_boxes[keep], chosen)[:, 0].cpu().numpy()
         for index, overlap in zip(keep.tolist(), chosen_iou):
@@ -355,12 +362,12 @@ class Tracker:
 
         Embedding all S*S boxes (RoI Align + two convolutions each) costs several times
         the whole network pass, so only the cells that could be a target or a distractor
-        get one: those scoring at least ``EMBED_MIN_FRACTION`` of the best score, the
+        get one: those scoring at least ``CANDIDATE_MIN_FRACTION`` of the best score, the
         ``EMBED_MAX_CELLS`` best of them at most.
         """
         flat_score = torch.from_numpy(score.reshape(-1))
         order = flat_score.argsort(descending=True)[:EMBED_MAX_CELLS]
-        order = order[flat_score[order] >= EMBED_MIN_FRACTION * flat_score[order[0]]]
+        order = order[flat_score[order] >= CANDIDATE_MIN_FRACTION * flat_score[order[0]]]
         distance = torch.full((score.size,), float("nan"))
         if len(order):  # empty only when the score map is NaN
             distance[order] = self.backend.embedding_distance(features, flat_boxes[order]).float().cpu()
