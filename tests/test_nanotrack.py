@@ -161,12 +161,12 @@ def test_he_rerank_moves_the_choice_to_the_candidate_nearest_the_exemplar():
     out = {"embedding_features": torch.zeros(1)}
     tracker.config = replace(config, track=replace(config.track, he_rerank=1.0, he_candidates=4))
     search = np.zeros((255, 255, 3), np.uint8)
-    factors = tracker._rerank(out, boxes, score, score, search)["he"]
+    factors = tracker._rerank(out, boxes.numpy(), score, score, search)["he"]
     final = score * factors
     assert np.unravel_index(int(np.argmax(final)), final.shape) == (11, 11)
     assert (factors[score == 0] <= 1).all() and factors[0, 0] == 0  # cells outside the candidates cannot win
     tracker.config = replace(config, track=replace(config.track, he_rerank=0.0))
-    assert tracker._rerank(out, boxes, score, score, search) is None
+    assert tracker._rerank(out, boxes.numpy(), score, score, search) is None
 
 
 @needs_weights
@@ -334,6 +334,6 @@ def test_he_rerank_groups_boxes_overlapping_more_than_t_l_into_one_object():
 
     net.embedding_distance = no_embedding
     net._exemplar_vector = torch.zeros(64)
-    factors = tracker._rerank({"embedding_features": torch.zeros(1)}, boxes, score, score,
+    factors = tracker._rerank({"embedding_features": torch.zeros(1)}, boxes.numpy(), score, score,
                               np.zeros((255, 255, 3), np.uint8))["he"]
     assert factors[7, 7] == factors[7, 8] == 1.0 and factors[0, 0] == 0

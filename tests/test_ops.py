@@ -6,6 +6,7 @@ Hand-worked cases pin the semantics; a slow loop that transcribes torchvision's 
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -256,6 +257,18 @@ def test_box_iou_by_hand():
     b = torch.tensor([[1.0, 0, 11, 10], [20, 20, 30, 30], [0, 0, 10, 10]])
     expected = torch.tensor([[90 / 110, 0.0, 1.0], [45 / 105, 0.0, 0.5]])
     torch.testing.assert_close(box_iou(a, b), expected)
+    # numpy in, numpy out, the same numbers (the tracker's candidate grouping)
+    on_host = box_iou(a.numpy(), b.numpy())
+    assert isinstance(on_host, np.ndarray)
+    np.testing.assert_array_equal(on_host, expected.numpy())
+
+
+def test_box_iou_of_two_empty_boxes_is_nan_for_tensors_and_arrays():
+    empty = [[5.0, 5, 5, 5]]
+    assert torch.isnan(box_iou(torch.tensor(empty), torch.tensor(empty))).all()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no division warning from numpy either
+        assert np.isnan(box_iou(np.array(empty), np.array(empty))).all()
 
 
 # Four boxes: D overlaps A by 0.5, A overlaps B by 90/110, D overlaps B by 45/105, C is apart.

@@ -33,25 +33,29 @@ BACKEND = "torch" if _torchvision_ops is None else "torchvision"
 __all__ = ["BACKEND", "box_iou", "greedy_keep", "nms", "nms_torch", "roi_align", "roi_align_torch"]
 
 
-def box_iou(boxes_a: Tensor, boxes_b: Tensor) -> Tensor:
+def box_iou(boxes_a, boxes_b):
     """Pairwise intersection-over-union of two sets of ``(x1, y1, x2, y2)`` boxes.
 
     Args:
         boxes_a: ``[N, 4]``.
-        boxes_b: ``[M, 4]``.
+        boxes_b: ``[M, 4]``, of the same kind: two tensors, or two numpy arrays (the
+            tracker's few candidate boxes, where torch's per-call overhead would cost
+            more than the arithmetic).
 
     Returns:
-        ``[N, M]`` IoU, computed as ``inter / (area_a + area_b - inter)`` like
-        ``torchvision.ops.box_iou`` (two empty boxes give NaN, which no threshold
+        ``[N, M]`` IoU of that kind, computed as ``inter / (area_a + area_b - inter)``
+        like ``torchvision.ops.box_iou`` (two empty boxes give NaN, which no threshold
         exceeds).
     """
+    xp = torch if isinstance(boxes_a, Tensor) else np
     area_a = (boxes_a[:, 2] - boxes_a[:, 0]) * (boxes_a[:, 3] - boxes_a[:, 1])
     area_b = (boxes_b[:, 2] - boxes_b[:, 0]) * (boxes_b[:, 3] - boxes_b[:, 1])
-    top_left = torch.maximum(boxes_a[:, None, :2], boxes_b[None, :, :2])
-    bottom_right = torch.minimum(boxes_a[:, None, 2:], boxes_b[None, :, 2:])
-    width_height = (bottom_right - top_left).clamp(min=0)
+    top_left = xp.maximum(boxes_a[:, None, :2], boxes_b[None, :, :2])
+    bottom_right = xp.minimum(boxes_a[:, None, 2:], boxes_b[None, :, 2:])
+    width_height = (bottom_right - top_left).clip(min=0)
     inter = width_height[..., 0] * width_height[..., 1]
-    return inter / (area_a[:, None] + area_b[None, :] - inter)
+    with np.errstate(invalid="ignore", divide="ignore"):  # numpy's 0/0: NaN, as torch's
+        return inter / (area_a[:, None] + area_b[None, :] - inter)
 
 
 def nms_torch(boxes: Tensor, scores: Tensor, iou_threshold: float) -> Tensor:

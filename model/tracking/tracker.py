@@ -184,7 +184,7 @@ class Tracker:
         embed_dist = (self._embedding_map(out["embedding_features"], boxes.reshape(4, -1).T, score)
                       if self.inspect and out["embedding_features"] is not None
                       and self.net._exemplar_vector is not None else None)
-        rerank = self._rerank(out, boxes, final, score, search, embed_dist)
+        rerank = self._rerank(out, boxes_np, final, score, search, embed_dist)
         for factor in (rerank or {}).values():
             final = final * factor
         best = np.unravel_index(int(np.argmax(final)), final.shape)
@@ -222,7 +222,7 @@ class Tracker:
         with torch.no_grad():
             return {name: fusion.weights(name).cpu().tolist() for name in fusion.logits}
 
-    def _rerank(self, out: dict, boxes: torch.Tensor, final: np.ndarray, score: np.ndarray,
+    def _rerank(self, out: dict, boxes: np.ndarray, final: np.ndarray, score: np.ndarray,
                 search: np.ndarray, known: np.ndarray | None = None) -> dict[str, np.ndarray] | None:
         """Beyond the paper: deciding between look-alikes by appearance while tracking,
         with the HE embedding (``TrackConfig.he_rerank``) and colour (``colour_rerank``).
@@ -246,8 +246,9 @@ class Tracker:
         re-ranking decides between look-alikes without moving the box on the target; with
         a single object above the ratio every candidate gets 1. ``known``: (S, S) HE
         distances already computed (the ``embed_dist`` map, NaN where not), which are not
-        computed again. Returns the (S, S) factor map of each cue that is on (the HE cue
-        needs an HE head), or None when none is.
+        computed again. ``boxes``: (4, S, S) decoded boxes, crop pixels. Returns the
+        (S, S) factor map of each cue that is on (the HE cue needs an HE head), or None
+        when none is.
         """
         cfg = self.config.track
         cues = [name for name, on in (("he", cfg.he_rerank > 0 and out["embedding_features"] is not None
@@ -259,11 +260,10 @@ class Tracker:
         order = np.argsort(-final.reshape(-1), kind="stable")[:cfg.he_candidates]
         raw = np.nan_to_num(score.reshape(-1)[order])
         order = order[raw >= cfg.he_min_ratio * raw.max()]
-        flat_boxes = boxes.reshape(4, -1).T
-        cell_boxes = flat_boxes[torch.from_numpy(order).to(flat_boxes.device)]
+        cell_boxes = boxes.reshape(4, -1).T[order]
         # NMS over the candidates, already in decreasing order, on one IoU matrix that
         # then also gives each candidate its object
-        overlaps = np.nan_to_num(box_iou(cell_boxes, cell_boxes).float().cpu().numpy())
+        overlaps = np.nan_to_num(box_iou(cell_boxes, cell_boxes))
         kept = greedy_keep(overlaps > cfg.hardneg_iou)
         owner = overlaps[:, kept].argmax(axis=1)  # a kept box owns itself (IoU 1)
         maps = {}
@@ -274,7 +274,7 @@ class Tracker:
                 object_factor = np.exp(-cfg.he_rerank * self._he_distances(out, cell_boxes, order, kept, known)
                                        / cfg.he_margin)
             else:
-                kept_boxes = cell_boxes[list(kept)].cpu().numpy()
+                kept_boxes = cell_boxes[kept]
                 colour = np.array([bhattacharyya_distance(colour_histogram(search, box), self.exemplar_colour)
                                    for box in kept_boxes])
                 object_factor = np.exp(-cfg.colour_rerank * colour)
@@ -283,7 +283,7 @@ class Tracker:
             maps[cue] = factor.reshape(final.shape)
         return maps
 
-    def _he_distances(self, out: dict, cell_boxes: torch.Tensor, order: np.ndarray, kept: list[int],
+    def _he_distances(self, out: dict, cell_boxes: np.ndarray, order: np.ndarray, kept: list[int],
                       known: np.ndarray | None) -> np.ndarray:
         """The HE distance of each kept candidate box, from ``known`` where it has one."""
         distance = np.full(len(kept), np.nan, dtype=np.float32)
@@ -291,8 +291,9 @@ class Tracker:
             distance[:] = known.reshape(-1)[order[kept]]
         missing = np.flatnonzero(np.isnan(distance))
         if len(missing):
+            missing_boxes = torch.from_numpy(cell_boxes[[kept[i] for i in missing]]).to(self.device)
             distance[missing] = self.backend.embedding_distance(
-                out["embedding_features"], cell_boxes[[kept[i] for i in missing]]).float().cpu().numpy()
+                out["embedding_features"], missing_boxes).float().cpu().numpy()
         return np.nan_to_num(distance, nan=1e6)
 
     def _update(self, center: np.ndarray, size: np.ndarray) -> None:
