@@ -186,6 +186,9 @@ def test_onnx_workers_spin_only_for_a_network_that_runs_alone(tmp_path, monkeypa
 
     assert spinning(make_tracker(f"hnse:{weights}").backend) == "1"
     assert spinning(TrackingWorker._model_tracker(VariantSpec("with HE", str(weights), he_head=True)).backend) == "0"
+    # the HE embedding runs between the search passes: its workers never spin
+    embedding = make_backend(network, "onnx", exclusive=True).embedding_session
+    assert embedding.get_session_options().get_session_config_entry("session.intra_op.allow_spinning") == "0"
 
 
 def test_onnx_export_is_cached_by_weights(tmp_path):

@@ -310,19 +310,26 @@ class OnnxBackend:
         if net.grid.device.type != "cpu":
             raise InputError(f"the onnx backend runs on the CPU; the network is on {net.grid.device}")
         self.net = net
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads or torch.get_num_threads()
-        options.inter_op_num_threads = 1
-        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+        threads = threads or torch.get_num_threads()
+
+        def session(part: str, spinning: bool):
+            options = onnxruntime.SessionOptions()
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+            options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+            options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
+            return onnxruntime.InferenceSession(cached_onnx(net, cache_dir, part), options,
+                                                providers=["CPUExecutionProvider"])
+
         # Each session has its own pool, and a spinning pool starves the next session's:
         # the application runs two models per frame (a pair of HNSE-Nano passes, 2 threads:
         # 13.4 ms spinning, 7.9 ms not), so workers sleep unless the network runs alone,
         # where spinning saves a wake-up per operator (one pass: 4.8 -> 3.7 ms).
-        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if exclusive else "0")
-        self.session = onnxruntime.InferenceSession(cached_onnx(net, cache_dir), options,
-                                                    providers=["CPUExecutionProvider"])
-        self.embedding_session = (None if net.embedding is None else onnxruntime.InferenceSession(
-            cached_onnx(net, cache_dir, "embedding"), options, providers=["CPUExecutionProvider"]))
+        self.session = session("search", spinning=exclusive)
+        # The HE embedding runs between search passes (on every inspected frame), so its
+        # pool never spins: it would take the cores from the search session's (nano_he
+        # inspecting, 2 threads: 19-24 ms a frame with it spinning, 11 without).
+        self.embedding_session = None if net.embedding is None else session("embedding", spinning=False)
         self.output_names = [output.name for output in self.session.get_outputs()]
         self._kernels = None
         self._kernel_feeds: dict[str, np.ndarray] = {}

@@ -138,7 +138,7 @@ def tune_weights(weights: str | Path, sequences: list[Sequence], max_frames: int
         check_settings(settings)
     if start:
         write_track_config(weights, start, {"start": start})
-    tracker = Tracker.from_checkpoint(weights, exclusive=True)
+    tracker = Tracker.from_checkpoint(weights, inspect=False, exclusive=True)  # the boxes are all it needs
     best, auc = tune(tracker, segments, max_frames=max_frames, log=log, min_gain=min_gain, settings=settings)
     write_track_config(weights, best, {"success_auc": auc, "sequences": [s.name for s in sequences],
                                        "max_frames": max_frames, "min_gain": min_gain, "restarts": restarts,
