@@ -328,7 +328,7 @@ class OnnxBackend:
         self.session = session("search", spinning=exclusive)
         # The HE embedding runs between search passes (on every inspected frame), so its
         # pool never spins: it would take the cores from the search session's (nano_he
-        # inspecting, 2 threads: 19-24 ms a frame with it spinning, 11 without).
+        # inspecting, 2 threads: 19-26 ms a frame with it spinning, 10-12 without).
         self.embedding_session = None if net.embedding is None else session("embedding", spinning=False)
         self.output_names = [output.name for output in self.session.get_outputs()]
         self._kernels = None
