@@ -22,7 +22,12 @@ cue the frame is "right" when the target candidate ranks above every hard negati
 * ``embed_previous`` / ``trunk_previous``: the distance to the previous frame's target
   (its ground-truth box), what a tracker that is still on target could compare with;
 * ``colour``: the Bhattacharyya distance of the box's HSV histogram in the search crop to
-  the exemplar box's (``TrackConfig.colour_rerank``'s cue).
+  the exemplar box's (``TrackConfig.colour_rerank``'s cue);
+* ``tower`` / ``tower_memory``: cosine distance of the classification tower's features at
+  the candidate's cell (what the score and the center-ness are read from, so conditioned
+  on the exemplar) to those at the target's cell in the first frame (cropped around the
+  first box), and a ground-truth memory of them as for ``*_memory`` (its positives the
+  candidate on the target in each earlier frame that has one).
 """
 from __future__ import annotations
 
@@ -40,7 +45,14 @@ from model.tracking.colour import bhattacharyya_distance, colour_histogram
 from model.tracking.tracker import Tracker, scale_penalty
 
 CUES = ("score", "final", "embed", "trunk", "embed_memory", "trunk_memory", "embed_first", "trunk_first",
-        "embed_previous", "trunk_previous", "colour")
+        "embed_previous", "trunk_previous", "colour", "tower", "tower_memory")
+
+
+def tower_vectors(net, search_tensor, cells):
+    """L2-normalised classification-tower features (exemplar-conditioned) at ``cells``."""
+    features, _ = net.features(search_tensor)
+    cls = net.ban_head(net._kernels, features)["cls_features"][0].flatten(1).T  # (S*S, C)
+    return torch.nn.functional.normalize(cls[cells], dim=1)
 
 
 def _rois(boxes: torch.Tensor) -> torch.Tensor:
@@ -96,10 +108,13 @@ def sequence_counts(tracker: Tracker, sequence) -> dict[str, int]:
     kinds = {"embed": (embed_vectors, euclidean), "trunk": (trunk_vectors, cosine)}
     positives = {k: [make(net, exemplar_features, exemplar_box)] for k, (make, _) in kinds.items()}
     negatives = {k: [] for k in kinds}
-    out, boxes, _, _, _, kept, iou = candidates(tracker, sequence.frames[0], sequence.boxes[0], sequence.boxes[0])
+    out, boxes, _, first_search, _, kept, iou = candidates(tracker, sequence.frames[0], sequence.boxes[0],
+                                                          sequence.boxes[0])
     first_hard = kept[iou < 0.2]
     first_negatives = {k: make(net, out["embedding_features"], boxes[first_hard]) for k, (make, _) in kinds.items()}
     counts["first_negatives"] = len(first_hard)
+    tower_positives = [tower_vectors(net, tracker._tensor(first_search), kept[iou.argmax()][None])]
+    tower_negatives = []
     for index in range(1, len(sequence.boxes)):
         gt, previous = sequence.boxes[index], sequence.boxes[index - 1]
         if not (np.isfinite(gt).all() and np.isfinite(previous).all()):
@@ -111,6 +126,7 @@ def sequence_counts(tracker: Tracker, sequence) -> dict[str, int]:
         final = penalty * score * (1 - track.window_influence) + torch.from_numpy(tracker.window).reshape(-1) * track.window_influence
         hard = iou < 0.2
         vectors = {k: make(net, out["embedding_features"], boxes[kept]) for k, (make, _) in kinds.items()}
+        tower = tower_vectors(net, tracker._tensor(search), kept)
         if (iou > 0.5).any() and hard.any():
             target = int(iou.argmax())
             counts["frames"] += 1
@@ -118,6 +134,12 @@ def sequence_counts(tracker: Tracker, sequence) -> dict[str, int]:
                                for box in boxes[kept].tolist()])
             counts["colour"] += int(colour[target] <= colour[hard.numpy()].min())
             counts["score"] += int(score[kept][target] >= score[kept][hard].max())
+            to_first = cosine(tower, tower_positives[0])[:, 0]
+            counts["tower"] += int(to_first[target] <= to_first[hard].min())
+            margin = cosine(tower, torch.cat(tower_positives)).min(dim=1).values
+            if tower_negatives:
+                margin = margin - cosine(tower, torch.cat(tower_negatives)).min(dim=1).values
+            counts["tower_memory"] += int(margin[target] <= margin[hard].min())
             counts["final"] += int(final[kept][target] >= final[kept][hard].max())
             for kind, (_, distance) in kinds.items():
                 to_exemplar = distance(vectors[kind], positives[kind][0])[:, 0]
@@ -136,6 +158,10 @@ def sequence_counts(tracker: Tracker, sequence) -> dict[str, int]:
             positives[kind].append(make(net, out["embedding_features"], truth))
             if hard.any():
                 negatives[kind].append(vectors[kind][hard])
+        if (iou > 0.5).any():  # a cell, not a box: the tower's memory takes the candidate on the target
+            tower_positives.append(tower[int(iou.argmax())][None])
+        if hard.any():
+            tower_negatives.append(tower[hard])
     return counts
 
 
