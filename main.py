@@ -1,4 +1,4 @@
-"""HNSE Studio's single entry point: ``python main.py [gui|track|train|eval|bench] ...``.
+"""HNSE Studio's single entry point: ``python main.py [gui|track|train|eval|compare|bench|tune] ...``.
 
 With no subcommand the desktop application opens on the bundled sample clip.
 Each subcommand lives in its own module under :mod:`hnse_cli` exposing
@@ -20,6 +20,7 @@ COMMANDS = {
     "track": ("hnse_cli.track", "track a video or image folder headless"),
     "train": ("hnse_cli.train", "train a model from a YAML config"),
     "eval": ("hnse_cli.evaluate", "evaluate trackers on a dataset (one pass, or with --restarts also from later frames)"),
+    "compare": ("hnse_cli.compare", "compare the trackers of several eval --json results (tables and paired bootstrap)"),
     "bench": ("hnse_cli.bench", "speed and memory benchmark"),
     "tune": ("hnse_cli.tune", "tune tracking hyper-parameters of a weights file on held-out sequences (--validation)"),
 }

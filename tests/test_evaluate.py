@@ -225,3 +225,45 @@ def test_comparison_table_averages_the_restarts_of_a_sequence():
     b = tracker({"s0": 0.7, "s0@5": 0.3, "s1": 0.6})
     line = comparison_table({"trackers": {"A": a, "B": b}}).splitlines()[1]
     assert line.startswith("  B - A: +0.050") and "B better on 1/2" in line  # s0: +0.1 as the mean of its runs
+
+
+def test_compare_puts_saved_results_side_by_side_and_bootstraps_them(tmp_path, capsys):
+    moving_square_sequence(tmp_path / "data" / "square")
+    moving_square_sequence(tmp_path / "data" / "other", count=10)
+    for tracker, name in (("opencv:KCF", "baseline"), ("opencv:MIL", "candidate")):
+        assert main(["eval", "--dataset", str(tmp_path / "data"), "--tracker", tracker,
+                     "--json", str(tmp_path / f"{name}.json")]) == 0
+    capsys.readouterr()
+    assert main(["compare", str(tmp_path / "baseline.json"), str(tmp_path / "candidate.json")]) == 0
+    out = capsys.readouterr().out
+    assert "opencv:KCF" in out and "opencv:MIL" in out and "square" in out and "other" in out
+    assert "  opencv:MIL - opencv:KCF: " in out
+    # the same tracker in two files is told apart by the file's name
+    assert main(["compare", str(tmp_path / "baseline.json"), str(tmp_path / "baseline.json")]) == 0
+    assert "  opencv:KCF (baseline) - opencv:KCF: +0.000" in capsys.readouterr().out
+    # runs on other sequences cannot be paired
+    assert main(["eval", "--dataset", str(tmp_path / "data"), "--sequences", "square", "--tracker", "opencv:KCF",
+                 "--json", str(tmp_path / "square_only.json")]) == 0
+    capsys.readouterr()
+    assert main(["compare", str(tmp_path / "baseline.json"), str(tmp_path / "square_only.json")]) == 2
+    error = capsys.readouterr().err
+    assert "not the runs of" in error and "lacks other" in error and error.count("\n") == 1
+    (tmp_path / "notes.json").write_text('{"a": 1}')
+    assert main(["compare", str(tmp_path / "notes.json")]) == 2
+    assert "not a result of eval --json" in capsys.readouterr().err
+
+
+def test_compare_pairs_sequences_by_name_whatever_their_order_in_each_file():
+    from hnse_cli.compare import merge_results
+    from hnse_cli.evaluate import comparison_table
+
+    def result(scores):
+        return {"restarts": 1, "max_frames": None,
+                "trackers": {"T": {"sequences": {name: {"success_auc": v} for name, v in scores}}}}
+
+    merged = merge_results([("a.json", result([("s0", 0.5), ("s1", 0.9)])),
+                            ("b.json", result([("s1", 0.9), ("s0", 0.7)]))])  # s0 +0.2, s1 equal
+    line = comparison_table(merged).splitlines()[1]
+    assert line.startswith("  T (b) - T: +0.100") and "B better on 1/2, worse on 0/2" in line
+    with pytest.raises(InputError, match="restarts 8 differs"):
+        merge_results([("a.json", result([("s0", 0.5)])), ("b.json", {**result([("s0", 0.5)]), "restarts": 8})])
