@@ -70,7 +70,10 @@ def _format(value: float | None, digits: int = 3) -> str:
 
 
 def summary_table(result: dict) -> str:
-    """The overall scores, one row per tracker, then the success AUC per sequence."""
+    """The overall scores, one row per tracker (with restarts also the first passes'
+    success AUC), then the success AUC per sequence."""
+    from model.evaluation.evaluate import base_sequence_name
+
     trackers = result["trackers"]
     columns = [("success_auc", "AUC", 3), ("precision_20", "P@20", 3), ("norm_precision_20", "NP@0.2", 3),
                ("ao", "AO", 3), ("sr50", "SR0.5", 3), ("sr75", "SR0.75", 3), ("fps", "fps", 1)]
@@ -82,6 +85,13 @@ def summary_table(result: dict) -> str:
         lines.append(f"{name:<{name_width}}" + "".join(f"{_format(overall[key], digits):>8}" for key, _, digits in columns)
                      + f"{overall['frames']:>8}{overall['failed_frames']:>8}")
     sequence_names = list(next(iter(trackers.values()))["sequences"])
+    first_passes = [name for name in sequence_names if base_sequence_name(name) == name]
+    if len(first_passes) < len(sequence_names):  # with restarts: also the one-pass protocol's number
+        lines += ["", f"first pass only (the {len(first_passes)} runs from each sequence's first frame), "
+                      "success AUC averaged as above:"]
+        for name, scores in trackers.items():
+            values = [scores["sequences"][run]["success_auc"] for run in first_passes]
+            lines.append(f"{name:<{name_width}}{_format(sum(values) / len(values)):>8}")
     sequence_width = max(len("success AUC"), *(len(s) for s in sequence_names))
     tracker_width = max(12, *(len(name) + 2 for name in trackers))
     lines += ["", f"{'success AUC':<{sequence_width}}" + "".join(f"{name:>{tracker_width}}" for name in trackers)]

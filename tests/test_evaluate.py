@@ -267,3 +267,18 @@ def test_compare_pairs_sequences_by_name_whatever_their_order_in_each_file():
     assert line.startswith("  T (b) - T: +0.100") and "B better on 1/2, worse on 0/2" in line
     with pytest.raises(InputError, match="restarts 8 differs"):
         merge_results([("a.json", result([("s0", 0.5)])), ("b.json", {**result([("s0", 0.5)]), "restarts": 8})])
+
+
+def test_summary_table_adds_the_first_passes_when_there_are_restarts():
+    from hnse_cli.evaluate import summary_table
+
+    overall = {"success_auc": 0.5, "precision_20": 0.5, "norm_precision_20": 0.5, "ao": 0.5, "sr50": 0.5,
+               "sr75": 0.5, "fps": 10.0, "frames": 40, "failed_frames": 0}
+
+    def result(runs):
+        return {"trackers": {"T": {"overall": overall, "sequences": {n: {"success_auc": v} for n, v in runs.items()}}}}
+
+    lines = summary_table(result({"s0": 0.2, "s0@5": 0.9, "s1": 0.6, "s1@4": 0.9})).splitlines()
+    first = lines.index(next(line for line in lines if line.startswith("first pass only (the 2 runs")))
+    assert lines[first + 1].split() == ["T", "0.400"]  # (0.2 + 0.6) / 2: the restarts left out
+    assert not any(line.startswith("first pass") for line in summary_table(result({"s0": 0.2, "s1": 0.6})).splitlines())
