@@ -64,11 +64,7 @@ def merge_results(results: list[tuple[str, dict]]) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    from hnse_cli.evaluate import comparison_table, summary_table
+    from hnse_cli.evaluate import print_tables
 
-    merged = merge_results([(path, _read(path)) for path in args.results])
-    print(summary_table(merged))
-    comparison = comparison_table(merged)
-    if comparison:
-        print("\n" + comparison)
+    print_tables(merge_results([(path, _read(path)) for path in args.results]))
     return 0

@@ -164,6 +164,14 @@ def comparison_table(result: dict, most: int = 4) -> str:
     return "\n".join(lines)
 
 
+def print_tables(result: dict) -> None:
+    """The summary table, then the paired bootstrap when there are two trackers or more."""
+    print(summary_table(result))
+    comparison = comparison_table(result)
+    if comparison:
+        print("\n" + comparison)
+
+
 def run(args: argparse.Namespace) -> int:
     import cv2
 
@@ -201,8 +209,5 @@ def run(args: argparse.Namespace) -> int:
     if args.plots:
         for plot in plot_curves(reports, args.plots):
             print(f"wrote {plot}", file=sys.stderr)
-    print(summary_table(result))
-    comparison = comparison_table(result)
-    if comparison:
-        print("\n" + comparison)
+    print_tables(result)
     return 0
