@@ -104,7 +104,7 @@ def summary_table(result: dict) -> str:
 SYNTHETIC = "synthetic"
 
 
-def _dataset(spec: str):
+def load_dataset(spec: str):
     """A folder of sequences, or ``synthetic[:COUNT]``: the synthetic distractor set, its
     objects cut from ../shared/data/train/coco128 when that folder exists."""
     from model.data.sequences import read_dataset
@@ -182,7 +182,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--max-frames must be at least 1, not {args.max_frames}")
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # NanoTrack's DNN warnings are noise here
     factories = {name: tracker_factory(name, nanotrack_dir=args.nanotrack_dir) for name in args.tracker}
-    sequences = _dataset(args.dataset)
+    sequences = load_dataset(args.dataset)
     wanted = [name.strip() for name in args.sequences.split(",") if name.strip()] if args.sequences else []
     if args.holdout:
         wanted += [name for name in _holdout_names(args.holdout) if name not in wanted]

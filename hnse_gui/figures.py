@@ -1,10 +1,13 @@
 """Publication figures of tracking results, drawn with matplotlib (no Qt needed).
 
 * :func:`export_heatmap_figure`: rows are model variants, columns are the frame around the
-  search region with the tracked box, the raw score, the center-ness (Eq. 4-5) and the
-  hard-negative map (score where the box overlaps the chosen one less than T_l); one colour
-  scale per map column, shared by the rows, with its colour bar under the column.
-  PNG or SVG by the path's suffix.
+  search region with the tracked box, the raw score, the center-ness (Eq. 4-5), the
+  hard-negative map (score where the box overlaps the chosen one less than T_l), the HE
+  embedding distance (Sec. 3.3; "no HE branch" in a row without one) and the final map the
+  box is chosen from (Sec. 3.5, as the paper's Fig. 8 compares the variants): HNSE-Nano's
+  two variants share their score and center-ness maps, so where they differ is in the last
+  two. One colour scale per map column, shared by the rows, with its colour bar under the
+  column. PNG or SVG by the path's suffix.
 * :func:`export_score_curves`: each variant's score over the frames, as a PNG plot or as a
   CSV table (``frame`` then one column per variant, empty where a variant has no score).
 """
@@ -21,9 +24,12 @@ from model.tracking.result import TrackResult
 
 MAP_COLUMNS = (("score", "score (raw)", "viridis"),
                ("centerness", "center-ness (Eq. 4-5)", "cividis"),
-               ("hardneg", "hard-negative", "inferno"))
+               ("hardneg", "hard-negative", "inferno"),
+               ("embed_dist", "HE distance (Sec. 3.3)", "inferno"),
+               ("final", "final (Sec. 3.5)", "viridis"))
+MISSING_MAP_TEXT = {"embed_dist": "no HE branch"}  # why a row lacks the map; others: "not computed"
 FIGURE_WIDTH_IN = 7.0  # a two-column paper figure
-ROW_HEIGHT_IN = 1.7
+ROW_HEIGHT_IN = 1.35  # seven panels across 7 in: about 1 in each
 COLOUR_BAR_HEIGHT_IN = 0.6
 CURVES_SIZE_IN = (3.5, 2.2)  # one paper column
 DPI = 300
@@ -63,11 +69,10 @@ def _limits(maps: list[np.ndarray | None]) -> tuple[float, float]:
     return float(finite.min()), float(finite.max())
 
 
-def export_heatmap_figure(results: dict[str, TrackResult], frame_bgr: np.ndarray, path, dpi: int = DPI) -> Path:
-    """Write the variants x (frame crop, score, center-ness, hard-negative) figure of one
-    frame to ``path`` (.png or .svg); variants whose result is ``None`` are left out."""
-    path = Path(path)
-    fmt = _format(path, IMAGE_FORMATS)
+def heatmap_figure(results: dict[str, TrackResult], frame_bgr: np.ndarray, dpi: int = DPI) -> Figure:
+    """The variants x (frame crop, score, center-ness, hard-negative, HE distance, final)
+    figure of one frame; variants whose result is ``None`` are left out, a map a variant
+    lacks is a blank panel saying so."""
     results = {name: result for name, result in results.items() if result is not None}
     if not results:
         raise ValueError("no result to draw")
@@ -92,6 +97,9 @@ def export_heatmap_figure(results: dict[str, TrackResult], frame_bgr: np.ndarray
         for row, values in enumerate(maps):
             if values is not None:
                 image = axes[row, col].imshow(values, cmap=colormap, vmin=low, vmax=high, interpolation="nearest")
+            else:
+                axes[row, col].text(0.5, 0.5, MISSING_MAP_TEXT.get(name, "not computed"), fontsize=6,
+                                    ha="center", va="center", transform=axes[row, col].transAxes)
         axes[0, col].set_title(title, fontsize=8)
         if image is not None:
             bar = figure.colorbar(image, ax=axes[:, col], orientation="horizontal", fraction=0.05, aspect=20)
@@ -99,8 +107,17 @@ def export_heatmap_figure(results: dict[str, TrackResult], frame_bgr: np.ndarray
     for ax in axes.ravel():
         ax.set_xticks([])
         ax.set_yticks([])
-    figure.savefig(path, format=fmt, dpi=dpi)
+    return figure
+
+
+def export_heatmap_figure(results: dict[str, TrackResult], frame_bgr: np.ndarray, path, dpi: int = DPI) -> Path:
+    """Write :func:`heatmap_figure` to ``path`` (.png or .svg)."""
+    path = Path(path)
+    fmt = _format(path, IMAGE_FORMATS)
+    heatmap_figure(results, frame_bgr, dpi).savefig(path, format=fmt, dpi=dpi)
     return path
+
+
 
 
 def export_score_curves(scores: dict[str, np.ndarray], path, dpi: int = DPI) -> Path:

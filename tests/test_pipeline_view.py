@@ -15,7 +15,7 @@ import torch
 
 pytest.importorskip("PyQt5")
 pytest.importorskip("pytestqt")
-from hnse_gui.figures import (CURVES_SIZE_IN, export_heatmap_figure, export_score_curves,  # noqa: E402
+from hnse_gui.figures import (CURVES_SIZE_IN, MAP_COLUMNS, export_heatmap_figure, export_score_curves, heatmap_figure,  # noqa: E402
                               heatmap_figure_size)
 from hnse_gui.pipeline_view import PipelineView  # noqa: E402
 from hnse_gui.why_box import WhyBoxTable  # noqa: E402
@@ -168,6 +168,24 @@ def test_heatmap_figure_writes_svg_and_png_of_the_paper_size(tmp_path, tracked):
         export_heatmap_figure(results, frame, tmp_path / "maps.jpg")
     with pytest.raises(ValueError):
         export_heatmap_figure({"none": None}, frame, tmp_path / "none.png")
+
+
+def test_heatmap_figure_shows_each_variants_final_map_and_the_he_distance_where_it_has_one(tracked):
+    results = {"with HE": tracked["one"][0]["with HE"], "without HE": tracked["one"][0]["without HE"]}
+    assert "embed_dist" in results["with HE"].maps and "embed_dist" not in results["without HE"].maps
+    _, frame = _frames()
+    figure = heatmap_figure(results, frame, dpi=50)
+    columns = [name for name, _, _ in MAP_COLUMNS]
+    # the panels come first in figure.axes, in rows; the colour bars' axes after them
+    grid = np.array(figure.axes[: 2 * (1 + len(columns))], dtype=object).reshape(2, 1 + len(columns))
+    for row, result in enumerate(results.values()):
+        for col, name in enumerate(columns, start=1):
+            ax = grid[row, col]
+            if name in result.maps:
+                np.testing.assert_array_equal(ax.images[0].get_array(), result.maps[name])
+            else:
+                assert not ax.images and [t.get_text() for t in ax.texts] == ["no HE branch"]
+    assert {"embed_dist", "final"} <= set(columns)
 
 
 def test_score_curves_as_csv_have_one_row_per_frame_and_as_png_the_column_size(tmp_path):
