@@ -28,6 +28,10 @@ cue the frame is "right" when the target candidate ranks above every hard negati
   on the exemplar) to those at the target's cell in the first frame (cropped around the
   first box), and a ground-truth memory of them as for ``*_memory`` (its positives the
   candidate on the target in each earlier frame that has one).
+* ``block2`` / ``block3`` / ``block4``: cosine distance of RoI-aligned features of an earlier
+  trunk block (features.2 and .3 at stride 8, features.4 at stride 16; 5x5 bins) to the
+  exemplar's, and ``block2_memory`` / ``block3_memory`` a ground-truth memory of them as for
+  ``*_memory``: what an HE branch on finer, lower-level features would start from.
 """
 from __future__ import annotations
 
@@ -36,8 +40,8 @@ import sys
 import numpy as np
 import torch
 
-from model.core.geometry import CropWindow, context_size
-from model.core.ops import box_iou, nms
+from model.core.geometry import CropWindow, context_size, pixel_to_feature_shift
+from model.core.ops import box_iou, nms, roi_align
 from model.data.sequences import read_sequence
 from model.network.hnse_nano import EMBED_TAP
 from model.network.targets import decode_ltrb
@@ -45,7 +49,10 @@ from model.tracking.colour import bhattacharyya_distance, colour_histogram
 from model.tracking.tracker import Tracker, scale_penalty
 
 CUES = ("score", "final", "embed", "trunk", "embed_memory", "trunk_memory", "embed_first", "trunk_first",
-        "embed_previous", "trunk_previous", "colour", "tower", "tower_memory")
+        "embed_previous", "trunk_previous", "colour", "tower", "tower_memory",
+        "block2", "block3", "block4", "block2_memory", "block3_memory")
+EARLY_BLOCKS = {2: 8, 3: 8, 4: 16}  # trunk block -> its stride
+EARLY_MEMORY = (2, 3)
 
 
 def tower_vectors(net, search_tensor, cells):
@@ -68,6 +75,15 @@ def trunk_vectors(net, embedding_features: torch.Tensor, boxes: torch.Tensor) ->
 
 def embed_vectors(net, embedding_features: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
     return net.embedding(embedding_features, _rois(boxes))
+
+
+def block_vectors(net, image: torch.Tensor, boxes: torch.Tensor, block: int) -> torch.Tensor:
+    """L2-normalised 5x5 RoI Align of trunk block ``block``'s output of ``image``."""
+    _, (features,) = net.backbone(image, taps=(block,))
+    stride = EARLY_BLOCKS[block]
+    return torch.nn.functional.normalize(
+        roi_align(features, _rois(boxes + pixel_to_feature_shift(stride)), 5, spatial_scale=1.0 / stride,
+                  sampling_ratio=2, aligned=True).flatten(1), dim=1)
 
 
 def euclidean(a, b):
@@ -115,6 +131,8 @@ def sequence_counts(tracker: Tracker, sequence) -> dict[str, int]:
     counts["first_negatives"] = len(first_hard)
     tower_positives = [tower_vectors(net, tracker._tensor(first_search), kept[iou.argmax()][None])]
     tower_negatives = []
+    block_positives = {b: [block_vectors(net, tracker._tensor(tracker.exemplar), exemplar_box, b)] for b in EARLY_BLOCKS}
+    block_negatives = {b: [] for b in EARLY_MEMORY}
     for index in range(1, len(sequence.boxes)):
         gt, previous = sequence.boxes[index], sequence.boxes[index - 1]
         if not (np.isfinite(gt).all() and np.isfinite(previous).all()):
@@ -127,6 +145,7 @@ def sequence_counts(tracker: Tracker, sequence) -> dict[str, int]:
         hard = iou < 0.2
         vectors = {k: make(net, out["embedding_features"], boxes[kept]) for k, (make, _) in kinds.items()}
         tower = tower_vectors(net, tracker._tensor(search), kept)
+        blocks = {block: block_vectors(net, tracker._tensor(search), boxes[kept], block) for block in EARLY_BLOCKS}
         if (iou > 0.5).any() and hard.any():
             target = int(iou.argmax())
             counts["frames"] += 1
@@ -141,6 +160,14 @@ def sequence_counts(tracker: Tracker, sequence) -> dict[str, int]:
                 margin = margin - cosine(tower, torch.cat(tower_negatives)).min(dim=1).values
             counts["tower_memory"] += int(margin[target] <= margin[hard].min())
             counts["final"] += int(final[kept][target] >= final[kept][hard].max())
+            for block, block_vecs in blocks.items():
+                to_exemplar = cosine(block_vecs, block_positives[block][0])[:, 0]
+                counts[f"block{block}"] += int(to_exemplar[target] <= to_exemplar[hard].min())
+                if block in EARLY_MEMORY:
+                    margin = cosine(block_vecs, torch.cat(block_positives[block])).min(dim=1).values
+                    if block_negatives[block]:
+                        margin = margin - cosine(block_vecs, torch.cat(block_negatives[block])).min(dim=1).values
+                    counts[f"block{block}_memory"] += int(margin[target] <= margin[hard].min())
             for kind, (_, distance) in kinds.items():
                 to_exemplar = distance(vectors[kind], positives[kind][0])[:, 0]
                 counts[kind] += int(to_exemplar[target] <= to_exemplar[hard].min())
@@ -158,6 +185,10 @@ def sequence_counts(tracker: Tracker, sequence) -> dict[str, int]:
             positives[kind].append(make(net, out["embedding_features"], truth))
             if hard.any():
                 negatives[kind].append(vectors[kind][hard])
+        for block in EARLY_MEMORY:
+            block_positives[block].append(block_vectors(net, tracker._tensor(search), truth, block))
+            if hard.any():
+                block_negatives[block].append(blocks[block][hard])
         if (iou > 0.5).any():  # a cell, not a box: the tower's memory takes the candidate on the target
             tower_positives.append(tower[int(iou.argmax())][None])
         if hard.any():
