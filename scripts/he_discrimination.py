@@ -43,7 +43,6 @@ import torch
 from model.core.geometry import CropWindow, context_size, pixel_to_feature_shift
 from model.core.ops import box_iou, nms, roi_align
 from model.data.sequences import read_sequence
-from model.network.hnse_nano import EMBED_TAP
 from model.network.targets import decode_ltrb
 from model.tracking.colour import bhattacharyya_distance, colour_histogram
 from model.tracking.tracker import Tracker, scale_penalty
@@ -69,7 +68,7 @@ def _rois(boxes: torch.Tensor) -> torch.Tensor:
 def trunk_vectors(net, embedding_features: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
     """L2-normalised RoI Align of the trunk output (the channels after block 7's), pooled
     as the HE branch pools its RoIs."""
-    trunk = embedding_features[:, net.backbone.block_channels(EMBED_TAP):]
+    trunk = embedding_features[:, net.backbone.block_channels(net.config.embed_tap):]
     return torch.nn.functional.normalize(net.embedding.pool(trunk, _rois(boxes)).flatten(1), dim=1)
 
 

@@ -88,6 +88,22 @@ def _nano(he_head=True, pretrained=True):
     return build_network(network), replace(config, network=network)
 
 
+def test_embed_tap_chooses_the_trunk_block_the_he_branch_reads():
+    from dataclasses import replace
+
+    _, config = _nano(pretrained=False)
+    assert config.network.embed_tap == 7
+    tapped = build_network(replace(config.network, embed_tap=4)).eval()
+    trunk = tapped.backbone
+    assert tapped.embedding.conv1.in_channels == trunk.block_channels(4) + trunk.out_channels
+    image = torch.rand(1, 3, 127, 127) * 255
+    with torch.no_grad():
+        out, embed = tapped.features(image)
+        _, (block4,) = trunk(image, taps=(4,))
+    torch.testing.assert_close(embed[:, : trunk.block_channels(4)], block4)
+    torch.testing.assert_close(embed[:, trunk.block_channels(4):], out)
+
+
 @needs_weights
 def test_hnse_nano_starts_as_nanotrack_v3(nanotrack):
     """Loaded from NanoTrack v3, the score and ltrb maps are v3's; center-ness is constant."""

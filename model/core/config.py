@@ -37,6 +37,8 @@ class NetworkConfig:
     ``adapter_channels`` > 0 puts a zero-initialised residual adapter of that width on
     HNSE-Nano's trunk output (:class:`model.network.adapter.FeatureAdapter`), the only
     trained path from the losses to the features its frozen head correlates.
+    ``embed_tap``: HNSE-Nano's trunk block whose output joins the trunk output as the HE
+    branch's input (7 in the shipped files; any block from 4 on is at stride 16).
     """
 
     backbone: str = "efficientnet_lite0"
@@ -55,6 +57,7 @@ class NetworkConfig:
     he_head: bool = True
     embed_channels: int = 128
     roi_size: int = 5
+    embed_tap: int = 7
     adapter_channels: int = 0
 
 

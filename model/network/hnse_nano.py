@@ -7,7 +7,7 @@ adds what the paper adds to a Siamese tracker:
 * a **center-ness** branch (Sec. 3.2, Eq. 4-5): a 1x1 convolution on the classification
   tower's features, initialised to a constant (weight 0, bias ``logit(CENTERNESS_START)``,
   0.98 everywhere) so that the starting model tracks like NanoTrack v3;
-* the **HE** branch (Sec. 3.3, Eq. 6): RoI Align 5x5 on Cat(trunk block 7, trunk output)
+* the **HE** branch (Sec. 3.3, Eq. 6): RoI Align 5x5 on Cat(trunk block ``embed_tap`` (7), trunk output)
   (48 + 96 channels, both at stride 16) and two convolutions -> a vector per RoI;
 * optionally (``adapter_channels``) a zero-initialised residual adapter on the trunk
   output (:mod:`model.network.adapter`), through which the losses, Eq. 6 included,
@@ -35,7 +35,6 @@ from model.network.nanotrack import BANHead, MobileNetV3Trunk, load_nanotrack_v3
 from model.network.siamese import SiameseNetwork
 
 CENTERNESS_START = 0.98
-EMBED_TAP = 7  # trunk block whose output joins the trunk's output for the HE branch
 
 
 class HNSENanoNet(SiameseNetwork):
@@ -64,7 +63,7 @@ class HNSENanoNet(SiameseNetwork):
         self.centerness = nn.Conv2d(trunk.out_channels, 1, 1)
         nn.init.zeros_(self.centerness.weight)
         nn.init.constant_(self.centerness.bias, math.log(CENTERNESS_START / (1 - CENTERNESS_START)))
-        embed_in = trunk.block_channels(EMBED_TAP) + trunk.out_channels
+        embed_in = trunk.block_channels(config.embed_tap) + trunk.out_channels
         self.embedding = (EmbeddingHead(embed_in, config.embed_channels, config.roi_size, config.stride)
                           if config.he_head else None)
         self.register_buffer("grid", score_grid(self.sizes.score_size, self.sizes.offset, config.stride),
@@ -73,17 +72,17 @@ class HNSENanoNet(SiameseNetwork):
             load_nanotrack_v3(self.backbone, self.ban_head, config.backbone_weights)
 
     def _trunk(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Trunk output (B, 96, ceil(H/16), ...) and, with an HE head, block 7's."""
+        """Trunk output (B, 96, ceil(H/16), ...) and, with an HE head, block ``embed_tap``'s."""
         frozen = not any(p.requires_grad for p in self.backbone.parameters())
         with torch.set_grad_enabled(torch.is_grad_enabled() and not frozen):
             if self.embedding is None:
                 return self.backbone(images), None
-            out, (tap,) = self.backbone(images, taps=(EMBED_TAP,))
+            out, (tap,) = self.backbone(images, taps=(self.config.embed_tap,))
             return out, tap
 
     def features(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Trunk output, through the adapter when there is one, and, with an HE head,
-        Cat(block 7, that output)."""
+        Cat(block ``embed_tap``, that output)."""
         return self._adapted(*self._trunk(images))
 
     def _adapted(self, out: torch.Tensor, tap: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
