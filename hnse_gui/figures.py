@@ -118,8 +118,6 @@ def export_heatmap_figure(results: dict[str, TrackResult], frame_bgr: np.ndarray
     return path
 
 
-
-
 def export_score_curves(scores: dict[str, np.ndarray], path, dpi: int = DPI) -> Path:
     """Write each variant's per-frame score (NaN: no score) to ``path``: a plot (.png) or a
     table (.csv) with one row per frame, as many frames as the longest series."""

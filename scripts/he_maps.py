@@ -33,27 +33,23 @@ import numpy as np
 
 from hnse_cli.evaluate import load_dataset
 from hnse_gui.figures import export_heatmap_figure
-from model.core.ops import box_iou
-from model.tracking.tracker import Tracker
+from model.evaluation.metrics import rect_iou
+from model.tracking.tracker import Tracker, final_map
 
 WEIGHTS = {"with HE": "resources/weights/nano_he.pt", "without HE": "resources/weights/nano_nohe.pt"}
 APART_IOU = 0.5
 
 
-def final_without_rerank(result, track) -> np.ndarray:
-    """The final map before the re-ranking's factors (Sec. 3.5), from the inspected maps."""
-    maps = result.maps
-    penalised = maps["penalty"] * maps["score"] * maps["centerness"] ** track.centerness_weight
-    return np.nan_to_num(penalised * (1 - track.window_influence) + maps["window"] * track.window_influence)
-
-
 def frame_record(result, track) -> dict:
-    """Look-alike, strongest damping and whether HE moved the box, for one nano_he frame."""
-    rerank = result.maps.get("rerank")
+    """Look-alike, the strongest other object's HE factor over the chosen one's, and
+    whether HE moved the box, for one nano_he frame."""
+    maps = result.maps
+    rerank = maps.get("rerank")
     if rerank is None:
         return {"lookalike": False, "ratio": 1.0, "moved": False}
-    chosen = np.unravel_index(int(np.argmax(result.maps["final"])), rerank.shape)
-    before = np.unravel_index(int(np.argmax(final_without_rerank(result, track))), rerank.shape)
+    chosen = np.unravel_index(int(np.argmax(maps["final"])), rerank.shape)
+    without_rerank = final_map(maps["score"], maps["centerness"], maps["penalty"], maps["window"], track)
+    before = np.unravel_index(int(np.argmax(without_rerank)), rerank.shape)
     objects = np.unique(rerank[rerank > 0])  # one factor per object: its cells share it
     others = objects[objects != rerank[chosen]]
     return {"lookalike": len(objects) > 1,
@@ -75,22 +71,19 @@ def ranges(frames: list[int]) -> str:
 
 
 def sequence_report(sequence, trackers: dict[str, Tracker], figures: Path | None) -> str:
-    boxes = {name: [] for name in trackers}
-    results = {}
+    results, boxes = {}, {}
     for name, tracker in trackers.items():
         tracker.init(sequence.frames[0], sequence.boxes[0])
         results[name] = [None] + [tracker.track(sequence.frames[i]) for i in range(1, len(sequence))]
-        boxes[name] = [sequence.boxes[0]] + [r.box for r in results[name][1:]]
+        boxes[name] = np.array([sequence.boxes[0]] + [r.box for r in results[name][1:]])
     track = trackers["with HE"].config.track
     records = [None] + [frame_record(r, track) for r in results["with HE"][1:]]
     frames = range(1, len(sequence))
     lookalike = [i for i in frames if records[i]["lookalike"]]
     moved = [i for i in frames if records[i]["moved"]]
-    xyxy = {name: np.array([[x, y, x + w, y + h] for x, y, w, h in b], np.float32) for name, b in boxes.items()}
-    overlap = np.diag(box_iou(xyxy["with HE"], xyxy["without HE"]))
+    overlap = rect_iou(boxes["with HE"], boxes["without HE"])
     apart = [i for i in frames if overlap[i] < APART_IOU]
-    truth = np.array([[x, y, x + w, y + h] for x, y, w, h in sequence.boxes], np.float32)
-    on_target = np.nan_to_num(np.diag(box_iou(xyxy["with HE"], truth))) >= APART_IOU
+    on_target = np.nan_to_num(rect_iou(boxes["with HE"], sequence.boxes)) >= APART_IOU
     judged = [i for i in lookalike if on_target[i]]
     right = sum(records[i]["ratio"] < 1 for i in judged)
     if figures is not None and lookalike:

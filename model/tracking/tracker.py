@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 import torch
 
-from model.core.config import Config, NetworkConfig
+from model.core.config import Config, NetworkConfig, TrackConfig
 from model.core.errors import InputError
 from model.core.geometry import CropWindow, context_size, map_rect
 from model.tracking.colour import bhattacharyya_distance, colour_histogram
@@ -67,6 +67,14 @@ def scale_penalty(pred_w, pred_h, target_w, target_h, k: float):
     scale_change = _change(_size_with_context(pred_w, pred_h) / _size_with_context(target_w, target_h))
     ratio_change = _change((target_w / target_h) / np.maximum(pred_w / np.maximum(pred_h, 1e-6), 1e-6))
     return np.exp(-(ratio_change * scale_change - 1) * k)
+
+
+def final_map(score: np.ndarray, centerness: np.ndarray, penalty: np.ndarray, window: np.ndarray,
+              track: TrackConfig) -> np.ndarray:
+    """The map the box is chosen from (Sec. 3.5), before any re-ranking: score x
+    center-ness^weight x scale penalty, blended with the cosine window; NaN cells 0."""
+    penalised = penalty * score * centerness ** track.centerness_weight
+    return np.nan_to_num(penalised * (1 - track.window_influence) + window * track.window_influence, nan=0.0)
 
 
 class Tracker:
@@ -177,9 +185,7 @@ class Tracker:
 
         target_w, target_h = self.size * window.scale
         penalty = scale_penalty(pred_w, pred_h, target_w, target_h, cfg.penalty_k)
-        penalised = penalty * score * centerness ** cfg.centerness_weight
-        final = penalised * (1 - cfg.window_influence) + self.window * cfg.window_influence
-        final = np.nan_to_num(final, nan=0.0)
+        final = final_map(score, centerness, penalty, self.window, cfg)
         # when inspecting, the embed_dist map's distances also serve the re-ranking
         embed_dist = (self._embedding_map(out["embedding_features"], boxes.reshape(4, -1).T, score)
                       if self.inspect and out["embedding_features"] is not None
