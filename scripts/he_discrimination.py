@@ -54,10 +54,15 @@ EARLY_BLOCKS = {2: 8, 3: 8, 4: 16}  # trunk block -> its stride
 EARLY_MEMORY = (2, 3)
 
 
-def tower_vectors(net, search_tensor, cells):
-    """L2-normalised classification-tower features (exemplar-conditioned) at ``cells``."""
-    features, _ = net.features(search_tensor)
-    cls = net.ban_head(net._kernels, features)["cls_features"][0].flatten(1).T  # (S*S, C)
+def trunk_output(net, embedding_features: torch.Tensor) -> torch.Tensor:
+    """The trunk output inside the HE branch's input Cat(block ``embed_tap``, output)."""
+    return embedding_features[:, net.backbone.block_channels(net.config.embed_tap):]
+
+
+def tower_vectors(net, embedding_features: torch.Tensor, cells):
+    """L2-normalised classification-tower features (exemplar-conditioned) at ``cells``,
+    from the search pass's own trunk output."""
+    cls = net.ban_head(net._kernels, trunk_output(net, embedding_features))["cls_features"][0].flatten(1).T
     return torch.nn.functional.normalize(cls[cells], dim=1)
 
 
@@ -68,20 +73,25 @@ def _rois(boxes: torch.Tensor) -> torch.Tensor:
 def trunk_vectors(net, embedding_features: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
     """L2-normalised RoI Align of the trunk output (the channels after block 7's), pooled
     as the HE branch pools its RoIs."""
-    trunk = embedding_features[:, net.backbone.block_channels(net.config.embed_tap):]
-    return torch.nn.functional.normalize(net.embedding.pool(trunk, _rois(boxes)).flatten(1), dim=1)
+    return torch.nn.functional.normalize(net.embedding.pool(trunk_output(net, embedding_features),
+                                                            _rois(boxes)).flatten(1), dim=1)
 
 
 def embed_vectors(net, embedding_features: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
     return net.embedding(embedding_features, _rois(boxes))
 
 
-def block_vectors(net, image: torch.Tensor, boxes: torch.Tensor, block: int) -> torch.Tensor:
-    """L2-normalised 5x5 RoI Align of trunk block ``block``'s output of ``image``."""
-    _, (features,) = net.backbone(image, taps=(block,))
+def block_features(net, image: torch.Tensor) -> dict[int, torch.Tensor]:
+    """The outputs of the ``EARLY_BLOCKS`` for ``image``, from one trunk pass."""
+    _, tapped = net.backbone(image, taps=tuple(EARLY_BLOCKS))
+    return dict(zip(EARLY_BLOCKS, tapped))
+
+
+def block_vectors(features: dict[int, torch.Tensor], boxes: torch.Tensor, block: int) -> torch.Tensor:
+    """L2-normalised 5x5 RoI Align of trunk block ``block``'s output (``block_features``)."""
     stride = EARLY_BLOCKS[block]
     return torch.nn.functional.normalize(
-        roi_align(features, _rois(boxes + pixel_to_feature_shift(stride)), 5, spatial_scale=1.0 / stride,
+        roi_align(features[block], _rois(boxes + pixel_to_feature_shift(stride)), 5, spatial_scale=1.0 / stride,
                   sampling_ratio=2, aligned=True).flatten(1), dim=1)
 
 
@@ -123,14 +133,14 @@ def sequence_counts(tracker: Tracker, sequence) -> dict[str, int]:
     kinds = {"embed": (embed_vectors, euclidean), "trunk": (trunk_vectors, cosine)}
     positives = {k: [make(net, exemplar_features, exemplar_box)] for k, (make, _) in kinds.items()}
     negatives = {k: [] for k in kinds}
-    out, boxes, _, first_search, _, kept, iou = candidates(tracker, sequence.frames[0], sequence.boxes[0],
-                                                          sequence.boxes[0])
+    out, boxes, _, _, _, kept, iou = candidates(tracker, sequence.frames[0], sequence.boxes[0], sequence.boxes[0])
     first_hard = kept[iou < 0.2]
     first_negatives = {k: make(net, out["embedding_features"], boxes[first_hard]) for k, (make, _) in kinds.items()}
     counts["first_negatives"] = len(first_hard)
-    tower_positives = [tower_vectors(net, tracker._tensor(first_search), kept[iou.argmax()][None])]
+    tower_positives = [tower_vectors(net, out["embedding_features"], kept[iou.argmax()][None])]
     tower_negatives = []
-    block_positives = {b: [block_vectors(net, tracker._tensor(tracker.exemplar), exemplar_box, b)] for b in EARLY_BLOCKS}
+    exemplar_blocks = block_features(net, tracker._tensor(tracker.exemplar))
+    block_positives = {b: [block_vectors(exemplar_blocks, exemplar_box, b)] for b in EARLY_BLOCKS}
     block_negatives = {b: [] for b in EARLY_MEMORY}
     for index in range(1, len(sequence.boxes)):
         gt, previous = sequence.boxes[index], sequence.boxes[index - 1]
@@ -143,8 +153,9 @@ def sequence_counts(tracker: Tracker, sequence) -> dict[str, int]:
         final = penalty * score * (1 - track.window_influence) + torch.from_numpy(tracker.window).reshape(-1) * track.window_influence
         hard = iou < 0.2
         vectors = {k: make(net, out["embedding_features"], boxes[kept]) for k, (make, _) in kinds.items()}
-        tower = tower_vectors(net, tracker._tensor(search), kept)
-        blocks = {block: block_vectors(net, tracker._tensor(search), boxes[kept], block) for block in EARLY_BLOCKS}
+        tower = tower_vectors(net, out["embedding_features"], kept)
+        search_blocks = block_features(net, tracker._tensor(search))
+        blocks = {block: block_vectors(search_blocks, boxes[kept], block) for block in EARLY_BLOCKS}
         if (iou > 0.5).any() and hard.any():
             target = int(iou.argmax())
             counts["frames"] += 1
@@ -185,7 +196,7 @@ def sequence_counts(tracker: Tracker, sequence) -> dict[str, int]:
             if hard.any():
                 negatives[kind].append(vectors[kind][hard])
         for block in EARLY_MEMORY:
-            block_positives[block].append(block_vectors(net, tracker._tensor(search), truth, block))
+            block_positives[block].append(block_vectors(search_blocks, truth, block))
             if hard.any():
                 block_negatives[block].append(blocks[block][hard])
         if (iou > 0.5).any():  # a cell, not a box: the tower's memory takes the candidate on the target
