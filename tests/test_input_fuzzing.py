@@ -8,6 +8,7 @@ test_sequences.py and test_store.py.)
 from __future__ import annotations
 
 import tempfile
+import warnings
 from pathlib import Path
 
 import cv2
@@ -120,6 +121,19 @@ def test_mutated_weights_file_reads_or_raises_input_error(valid_weights, flips, 
     payload = read_as(read_checkpoint, mutated(valid_weights, flips, cut), "mutated.pt")
     if payload is not None:
         assert_header_checked(payload)
+
+
+def test_changed_pickle_protocol_byte_reads_without_a_warning(valid_weights):
+    """A file whose pickle names another protocol (one changed byte, which torch reads on
+    with a UserWarning) is checked as any other, and the user sees no torch warning."""
+    data = bytearray(valid_weights)
+    protocol = data.index(b"\x80\x02") + 1  # the pickle's PROTO opcode and its argument
+    data[protocol] = 75
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        payload = read_as(read_checkpoint, bytes(data), "protocol.pt")
+    assert payload is not None
+    assert_header_checked(payload)
 
 
 # ---------------------------------------------------------------- image files

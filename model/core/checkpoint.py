@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 import torch
@@ -68,7 +69,12 @@ def load_torch_file(path: str | Path, what: str = "HNSE weights file"):
     if not path.is_file():
         raise InputError(f"{path}: {what} not found")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            # torch warns when a file's pickle names a protocol other than 2 (a changed
+            # byte does that) and reads on; what it reads is checked here and by
+            # read_checkpoint's header and tensor hash, so the warning would only be noise.
+            warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+            return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # truncated, foreign, or a pickle that wants to run code
         reason = "it holds code or objects that are not plain data" if "weights_only" in str(error) else \
             f"{type(error).__name__}: {str(error).splitlines()[0][:120] if str(error) else 'unreadable'}"
