@@ -98,3 +98,32 @@ def test_synthetic_sequence_wraps_the_source_with_its_boxes():
     assert sequence.frames[0].shape == (240, 320, 3)
     assert np.array_equal(sequence.boxes, sequence.frames.boxes)
     assert sequence.name == "synthetic_0004"
+
+
+def _library(classes: str) -> list:
+    """Objects as load_object_library gives them, one flat colour each, with these class ids."""
+    return [(np.full((40, 24, 3), 20 + 40 * i, np.uint8), np.full((40, 24), 255, np.uint8), class_id)
+            for i, class_id in enumerate(classes)]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_instance_distractors_are_other_objects_of_the_target_class(seed):
+    """With ``instances`` each look-alike is another object of the target's class from the
+    library (never the target itself, never another class); the scene is otherwise the one
+    of copies, and without the option the look-alikes are copies of the target."""
+    library = _library("aabbba")
+    copies = SyntheticSequence(seed, length=20, objects=library)
+    instances = SyntheticSequence(seed, length=20, objects=library, instances=True)
+    target = next(i for i, obj in enumerate(library) if obj[0] is instances.patch)
+    same_class = {i for i, obj in enumerate(library) if obj[2] == library[target][2]} - {target}
+    looks = [next(i for i, obj in enumerate(library) if obj[0] is look) for look, _ in instances.looks[1:]]
+    assert set(looks) <= same_class and len(looks) == 3
+    assert all(look is copies.patch for look, _ in copies.looks)
+    assert np.array_equal(copies.boxes, instances.boxes) and copies.patch is instances.patch
+    assert np.array_equal(copies.background, instances.background)
+
+
+def test_instance_distractors_fall_back_to_copies_when_the_class_has_one_object():
+    library = _library("abc")
+    sequence = SyntheticSequence(2, length=10, objects=library, instances=True)
+    assert all(look is sequence.patch for look, _ in sequence.looks)

@@ -11,7 +11,9 @@ Sources, each with a sampling weight (``TrainConfig.datasets`` entries):
   (``boxes.tsv``: image, class_id, x, y, w, h); template and search are the same
   image (frame range 1), made different by the augmentation;
 * ``{"kind": "synthetic", "count": N, "length": L, "distractors": D, "objects": DIR}``:
-  :mod:`model.data.synthetic` sequences with look-alike distractors.
+  :mod:`model.data.synthetic` sequences with look-alike distractors; ``"instances": true``
+  makes them other objects of the target's class, ``"library": K`` cuts up to K objects
+  from DIR (200 by default).
 
 Item ``i`` of :class:`PairDataset` is drawn from a generator seeded with
 ``(seed, i)``, so the data order is a function of the seed alone: the models with and
@@ -98,12 +100,13 @@ def _image_tracks(path: Path) -> list[_Track]:
 
 
 def _synthetic_tracks(spec: dict, seed: int) -> list[_Track]:
-    objects, backgrounds = load_object_library(spec.get("objects"))
+    objects, backgrounds = load_object_library(spec.get("objects"), limit=int(spec.get("library", 200)))
     tracks = []
     for i in range(int(spec.get("count", 20))):
         sequence = synthetic_sequence(seed * 1000 + i, int(spec.get("length", 100)),
                                       distractors=int(spec.get("distractors", 3)),
-                                      objects=objects, backgrounds=backgrounds)
+                                      objects=objects, backgrounds=backgrounds,
+                                      instances=bool(spec.get("instances", False)))
         tracks.append(_Track(sequence.frames, sequence.boxes, int(spec.get("frame_range", 100))))
     return tracks
 

@@ -1,8 +1,9 @@
 """Synthetic sequences with same-class distractors.
 
 A target object moves over a background together with look-alike copies of itself
-(the same object, colour-shifted and rescaled), which cross and pass close to it: the
-hard negatives of Sec. 3.3 on demand. Objects are cut from still images with boxes
+(the same object, colour-shifted and rescaled), or with ``instances`` other objects of
+its class (other people, cars: the same-class crowds of tracking video), which cross and
+pass close to it: the hard negatives of Sec. 3.3 on demand. Objects are cut from still images with boxes
 (COCO-style) when given, else drawn as random textured ellipses; backgrounds are still
 images or smooth noise. Frames are rendered on demand from the seed, so a sequence of
 any length costs no memory and is identical every time.
@@ -42,8 +43,8 @@ def _noise_background(rng: np.random.Generator, width: int, height: int) -> np.n
 
 
 def load_object_library(coco_dir: str | Path | None, limit: int = 200, min_side: int = 24):
-    """Object patches (BGR, full-alpha mask) cut from ``coco_dir/images`` by ``boxes.tsv``,
-    and the images as backgrounds. Empty lists when the folder is absent."""
+    """Object patches (BGR, full-alpha mask, class id) cut from ``coco_dir/images`` by
+    ``boxes.tsv``, and the images as backgrounds. Empty lists when the folder is absent."""
     objects, backgrounds = [], []
     if coco_dir is None or not (Path(coco_dir) / "boxes.tsv").is_file():
         return objects, backgrounds
@@ -51,7 +52,7 @@ def load_object_library(coco_dir: str | Path | None, limit: int = 200, min_side:
     lines = (coco_dir / "boxes.tsv").read_text().splitlines()[1:]
     cache: dict[str, np.ndarray] = {}
     for line in lines:
-        name, _, x, y, w, h = line.split("\t")
+        name, class_id, x, y, w, h = line.split("\t")
         x, y, w, h = (float(v) for v in (x, y, w, h))
         if min(w, h) < min_side:
             continue
@@ -62,7 +63,7 @@ def load_object_library(coco_dir: str | Path | None, limit: int = 200, min_side:
             cache[name] = image
         patch = cache[name][int(y):int(y + h), int(x):int(x + w)]
         if patch.size:
-            objects.append((patch.copy(), np.full(patch.shape[:2], 255, np.uint8)))
+            objects.append((patch.copy(), np.full(patch.shape[:2], 255, np.uint8), class_id))
         if len(objects) >= limit:
             break
     backgrounds = list(cache.values())
@@ -70,13 +71,15 @@ def load_object_library(coco_dir: str | Path | None, limit: int = 200, min_side:
 
 
 class SyntheticSequence(FrameSource):
-    """``length`` frames of ``size`` (w, h): one target and ``distractors`` look-alikes.
+    """``length`` frames of ``size`` (w, h): one target and ``distractors`` look-alikes:
+    copies of the target, or with ``instances`` other objects of its class where the
+    library has them (a copy where it has none).
 
     ``boxes`` (length, 4) xywh is the target's ground truth (always present).
     """
 
     def __init__(self, seed: int, length: int = 100, size: tuple[int, int] = (480, 360), distractors: int = 3,
-                 objects=None, backgrounds=None):
+                 objects=None, backgrounds=None, instances: bool = False):
         super().__init__()
         self.path = Path(f"synthetic://{seed}")
         self.seed, self.length, self.size = seed, length, size
@@ -87,8 +90,9 @@ class SyntheticSequence(FrameSource):
             self.background = cv2.resize(background, (width, height), interpolation=cv2.INTER_AREA)
         else:
             self.background = _noise_background(rng, width, height)
-        patch, mask = objects[int(rng.integers(len(objects)))] if objects else _textured_object(rng)
-        self.patch, self.mask = patch, mask
+        chosen = int(rng.integers(len(objects))) if objects else None
+        patch, mask = objects[chosen][:2] if objects else _textured_object(rng)
+        self.patch, self.mask = patch, mask  # the target's look
         side = rng.uniform(0.12, 0.25) * min(width, height)
         aspect = patch.shape[1] / patch.shape[0]
         base = np.array([side * np.sqrt(aspect), side / np.sqrt(aspect)])
@@ -105,6 +109,12 @@ class SyntheticSequence(FrameSource):
         self.tints[0] = 0
         self.wobble = rng.uniform(0, 2 * np.pi, size=(count, 2))
         self.boxes = np.array([self._box(0, t) for t in range(length)], dtype=np.float64)
+        self.looks = [(patch, mask)] * count  # (patch, mask) of each object
+        if instances and objects:
+            # drawn after everything above, so that a scene of copies is the same with or without this option
+            same_class = [i for i, other in enumerate(objects) if other[2] == objects[chosen][2] and i != chosen]
+            if same_class:
+                self.looks[1:] = [objects[i][:2] for i in rng.choice(same_class, size=distractors)]
 
     def __len__(self) -> int:
         return self.length
@@ -123,8 +133,9 @@ class SyntheticSequence(FrameSource):
         # Distractors first, the target last so it is drawn on top when they cross.
         for obj in list(range(1, len(self.starts))) + [0]:
             x, y, w, h = self._box(obj, index)
-            patch = cv2.resize(self.patch, (max(2, int(round(w))), max(2, int(round(h)))))
-            mask = cv2.resize(self.mask, (patch.shape[1], patch.shape[0])) > 127
+            look, look_mask = self.looks[obj]
+            patch = cv2.resize(look, (max(2, int(round(w))), max(2, int(round(h)))))
+            mask = cv2.resize(look_mask, (patch.shape[1], patch.shape[0])) > 127
             patch = np.clip(patch.astype(np.float32) + self.tints[obj], 0, 255).astype(np.uint8)
             x0, y0 = int(round(x)), int(round(y))
             region = frame[y0:y0 + patch.shape[0], x0:x0 + patch.shape[1]]
@@ -138,8 +149,8 @@ class SyntheticSequence(FrameSource):
 
 
 def synthetic_sequence(seed: int, length: int = 100, size=(480, 360), distractors: int = 3,
-                       objects=None, backgrounds=None) -> Sequence:
-    source = SyntheticSequence(seed, length, size, distractors, objects, backgrounds)
+                       objects=None, backgrounds=None, instances: bool = False) -> Sequence:
+    source = SyntheticSequence(seed, length, size, distractors, objects, backgrounds, instances)
     return Sequence(name=f"synthetic_{seed:04d}", frames=source, boxes=source.boxes.copy())
 
 
