@@ -32,6 +32,8 @@ cue the frame is "right" when the target candidate ranks above every hard negati
   trunk block (features.2 and .3 at stride 8, features.4 at stride 16; 5x5 bins) to the
   exemplar's, and ``block2_memory`` / ``block3_memory`` a ground-truth memory of them as for
   ``*_memory``: what an HE branch on finer, lower-level features would start from.
+* ``embed_rescue`` / ``trunk_rescue``: the frames where ``final`` is wrong and ``embed`` /
+  ``trunk`` right, the only frames on which re-ranking by that cue can help.
 """
 from __future__ import annotations
 
@@ -49,7 +51,7 @@ from model.tracking.tracker import Tracker, scale_penalty
 
 CUES = ("score", "final", "embed", "trunk", "embed_memory", "trunk_memory", "embed_first", "trunk_first",
         "embed_previous", "trunk_previous", "colour", "tower", "tower_memory",
-        "block2", "block3", "block4", "block2_memory", "block3_memory")
+        "block2", "block3", "block4", "block2_memory", "block3_memory", "embed_rescue", "trunk_rescue")
 EARLY_BLOCKS = {2: 8, 3: 8, 4: 16}  # trunk block -> its stride
 EARLY_MEMORY = (2, 3)
 
@@ -169,7 +171,8 @@ def sequence_counts(tracker: Tracker, sequence) -> dict[str, int]:
             if tower_negatives:
                 margin = margin - cosine(tower, torch.cat(tower_negatives)).min(dim=1).values
             counts["tower_memory"] += int(margin[target] <= margin[hard].min())
-            counts["final"] += int(final[kept][target] >= final[kept][hard].max())
+            final_right = bool(final[kept][target] >= final[kept][hard].max())
+            counts["final"] += int(final_right)
             for block, block_vecs in blocks.items():
                 to_exemplar = cosine(block_vecs, block_positives[block][0])[:, 0]
                 counts[f"block{block}"] += int(to_exemplar[target] <= to_exemplar[hard].min())
@@ -180,7 +183,9 @@ def sequence_counts(tracker: Tracker, sequence) -> dict[str, int]:
                     counts[f"block{block}_memory"] += int(margin[target] <= margin[hard].min())
             for kind, (_, distance) in kinds.items():
                 to_exemplar = distance(vectors[kind], positives[kind][0])[:, 0]
-                counts[kind] += int(to_exemplar[target] <= to_exemplar[hard].min())
+                right = bool(to_exemplar[target] <= to_exemplar[hard].min())
+                counts[kind] += int(right)
+                counts[f"{kind}_rescue"] += int(right and not final_right)
                 margin = distance(vectors[kind], torch.cat(positives[kind])).min(dim=1).values
                 if negatives[kind]:
                     margin = margin - distance(vectors[kind], torch.cat(negatives[kind])).min(dim=1).values
