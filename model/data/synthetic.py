@@ -92,7 +92,6 @@ class SyntheticSequence(FrameSource):
             self.background = _noise_background(rng, width, height)
         chosen = int(rng.integers(len(objects))) if objects else None
         patch, mask = objects[chosen][:2] if objects else _textured_object(rng)
-        self.patch, self.mask = patch, mask  # the target's look
         side = rng.uniform(0.12, 0.25) * min(width, height)
         aspect = patch.shape[1] / patch.shape[0]
         base = np.array([side * np.sqrt(aspect), side / np.sqrt(aspect)])
@@ -109,12 +108,22 @@ class SyntheticSequence(FrameSource):
         self.tints[0] = 0
         self.wobble = rng.uniform(0, 2 * np.pi, size=(count, 2))
         self.boxes = np.array([self._box(0, t) for t in range(length)], dtype=np.float64)
-        self.looks = [(patch, mask)] * count  # (patch, mask) of each object
+        self.looks = [(patch, mask)] * count  # (patch, mask) of each object, the target's first
         if instances and objects:
             # drawn after everything above, so that a scene of copies is the same with or without this option
             same_class = [i for i, other in enumerate(objects) if other[2] == objects[chosen][2] and i != chosen]
             if same_class:
                 self.looks[1:] = [objects[i][:2] for i in rng.choice(same_class, size=distractors)]
+
+    @property
+    def patch(self) -> np.ndarray:
+        """The target's patch (BGR)."""
+        return self.looks[0][0]
+
+    @property
+    def mask(self) -> np.ndarray:
+        """The target's alpha mask."""
+        return self.looks[0][1]
 
     def __len__(self) -> int:
         return self.length
